@@ -1,0 +1,45 @@
+"""History bookkeeping: what was heard, and the prompt built from the items."""
+
+from voice.conversation import Conversation, Item, SpokenSegment, text_heard
+
+SEGMENTS = [
+    SpokenSegment("Hello there.", 0.0, 1000.0),
+    SpokenSegment("I was thinking about the sea today.", 1000.0, 3000.0),
+]
+
+
+def test_nothing_played_means_nothing_heard() -> None:
+    assert text_heard(SEGMENTS, 0.0) == ""
+
+
+def test_whole_segments_played_are_kept() -> None:
+    assert text_heard(SEGMENTS, 1000.0) == "Hello there."
+    assert text_heard(SEGMENTS, 5000.0) == "Hello there. I was thinking about the sea today."
+
+
+def test_partial_segment_keeps_a_proportional_share_of_words() -> None:
+    heard = text_heard(SEGMENTS, 2000.0)  # half of the second segment
+    assert heard.startswith("Hello there. I was")
+    assert not heard.endswith("today.")
+    words = heard.split()[2:]
+    assert 2 <= len(words) <= 5
+
+
+def test_messages_start_with_instructions_and_keep_the_latest_items() -> None:
+    conversation = Conversation()
+    for index in range(6):
+        role = "user" if index % 2 == 0 else "assistant"
+        conversation.add(Item(f"item_{index}", role, text=f"message {index}"))
+    conversation.add(Item("item_empty", "assistant", text=""))
+    messages = conversation.messages("Be kind.", max_items=3)
+    assert messages[0] == {"role": "system", "content": "Be kind."}
+    assert [m["content"] for m in messages[1:]] == ["message 3", "message 4", "message 5"]
+
+
+def test_add_returns_previous_item_id_and_delete_removes() -> None:
+    conversation = Conversation()
+    assert conversation.add(Item("a", "user", text="hi")) is None
+    assert conversation.add(Item("b", "assistant", text="hello")) == "a"
+    assert conversation.delete("a")
+    assert not conversation.delete("a")
+    assert [item.id for item in conversation] == ["b"]

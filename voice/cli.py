@@ -1,0 +1,81 @@
+"""The ``voice`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+
+import uvicorn
+
+from voice.config import Settings, load_settings
+from voice.engines import load_engines
+from voice.server import HARD_LIMIT_FACTOR, create_app
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voice", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the voice companion server")
+    serve.add_argument("--host", help="bind address (default: settings, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: settings, 8000; 0 = any free)")
+    serve.add_argument("--config", help="TOML config file (same as VOICE_CONFIG_FILE)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    return parser
+
+
+async def serve(settings: Settings) -> None:
+    """Load the models, then serve until interrupted; the embedded LLM stops with us."""
+    started = time.perf_counter()
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))  # fail early if the port is taken
+    print("loading models", file=sys.stderr, flush=True)
+    engines = await load_engines(settings)
+    try:
+        app = create_app(settings, engines)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            ws_max_size=settings.max_message_bytes * HARD_LIMIT_FACTOR,
+            ws_ping_interval=20,
+            ws_ping_timeout=20,
+        )
+        server = uvicorn.Server(config)
+        host, port = sock.getsockname()[:2]
+        shown_host = f"[{host}]" if ":" in host else host
+        print(
+            f"ready in {time.perf_counter() - started:.1f} s: "
+            f"ws://{shown_host}:{port}/v1/realtime  (health: http://{shown_host}:{port}/health)",
+            file=sys.stderr,
+            flush=True,
+        )
+        await server.serve(sockets=[sock])
+    finally:
+        await engines.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        if args.config:
+            os.environ["VOICE_CONFIG_FILE"] = args.config
+        overrides = {
+            key: value
+            for key, value in (("host", args.host), ("port", args.port))
+            if value is not None
+        }
+        settings = load_settings(**overrides)
+        logging.basicConfig(
+            level=args.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        try:
+            asyncio.run(serve(settings))
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,142 @@
+"""The models every session shares, loaded once at start-up with progress and timings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TextIO, TypeVar
+
+from voice.config import Settings
+from voice.llm import ChatLLM
+from voice.llm_server import EMBEDDED_MODEL_ALIAS, EmbeddedLlamaServer, default_gguf_path
+from voice.stt import WhisperSTT, default_whisper_path
+from voice.tts import PiperTTS, default_piper_voice
+from voice.vad import SileroVadStream
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class Engines:
+    """Loaded models; sessions borrow them, only :meth:`aclose` releases them."""
+
+    stt: WhisperSTT
+    tts: PiperTTS
+    llm: ChatLLM
+    llm_server: EmbeddedLlamaServer | None = None
+    load_seconds: dict[str, float] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        """Stop the embedded LLM server and the model threads. Safe to call twice."""
+        await self.llm.aclose()
+        if self.llm_server is not None:
+            await self.llm_server.stop()
+        self.stt.close()
+        self.tts.close()
+
+
+class _Progress:
+    """Prints ``[n/total] what ... done in x.x s`` lines, with a dot every second while waiting."""
+
+    def __init__(self, total: int, out: TextIO) -> None:
+        self.total = total
+        self.out = out
+        self.step = 0
+        self.seconds: dict[str, float] = {}
+
+    async def run(self, name: str, what: str, work: Callable[[], Awaitable[T]]) -> T:
+        self.step += 1
+        self.out.write(f"[{self.step}/{self.total}] {what} ")
+        self.out.flush()
+        started = time.perf_counter()
+        task = asyncio.ensure_future(work())
+        while not task.done():
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+            if not done:
+                self.out.write(".")
+                self.out.flush()
+        try:
+            result = task.result()
+        except BaseException:
+            self.out.write(" failed\n")
+            raise
+        self.seconds[name] = time.perf_counter() - started
+        self.out.write(f" done in {self.seconds[name]:.1f} s\n")
+        self.out.flush()
+        return result
+
+
+async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
+    """Load VAD, STT and TTS, and connect to (or start) the LLM; warm its prompt cache."""
+    progress = _Progress(total=4, out=out)
+    await progress.run("vad", "loading Silero VAD", lambda: asyncio.to_thread(SileroVadStream))
+
+    stt_path = settings.stt_model_path or default_whisper_path()
+    stt = await progress.run(
+        "stt",
+        f"loading Whisper from {stt_path}",
+        lambda: asyncio.to_thread(
+            WhisperSTT,
+            stt_path,
+            language=settings.stt_language,
+            compute_type=settings.stt_compute_type,
+            threads=settings.stt_threads,
+        ),
+    )
+
+    if settings.tts_voice_model is not None:
+        voice_model, voice_config = settings.tts_voice_model, settings.tts_voice_config
+    else:
+        voice_model, voice_config = default_piper_voice()
+    tts = await progress.run(
+        "tts",
+        f"loading Piper voice {voice_model.name}",
+        lambda: asyncio.to_thread(PiperTTS, voice_model, voice_config),
+    )
+
+    server: EmbeddedLlamaServer | None = None
+    try:
+        if settings.llm_base_url:
+            base_url, model = settings.llm_base_url, settings.llm_model
+            what = f"connecting to LLM at {base_url}"
+        else:
+            gguf = settings.llm_gguf_path or default_gguf_path()
+            server = EmbeddedLlamaServer(
+                gguf,
+                threads=settings.llm_threads,
+                context=settings.llm_context,
+                log_path=settings.data_dir / "llm-server.log",
+            )
+            await progress.run(
+                "llm_start",
+                f"starting embedded llama.cpp server with {gguf.name}",
+                lambda: server.start(settings.llm_start_timeout_s),
+            )
+            base_url, model = server.base_url, EMBEDDED_MODEL_ALIAS
+            what = "warming the LLM prompt cache"
+        llm = ChatLLM(
+            base_url,
+            model,
+            settings.llm_api_key,
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+        )
+        warm_messages = [
+            {"role": "system", "content": settings.instructions},
+            {"role": "user", "content": "Hello!"},
+        ]
+        await progress.run("llm", what, lambda: llm.complete(warm_messages, max_tokens=1))
+    except BaseException:
+        stt.close()
+        tts.close()
+        if server is not None:
+            await server.stop()
+        raise
+    engines = Engines(stt=stt, tts=tts, llm=llm, llm_server=server)
+    engines.load_seconds = progress.seconds
+    return engines

@@ -1,0 +1,341 @@
+"""One bot turn: LLM text streamed into clauses, each clause synthesized while the model writes.
+
+A :class:`ResponseRun` is a handle. The session starts it, may cancel it (barge-in,
+``response.cancel``), and learns from it how much audio it sent, so the history can keep
+only what the user heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from openai.types.realtime import (
+    ConversationItemAdded,
+    RealtimeConversationItemAssistantMessage,
+    RealtimeResponse,
+    ResponseAudioDeltaEvent,
+    ResponseAudioDoneEvent,
+    ResponseAudioTranscriptDeltaEvent,
+    ResponseAudioTranscriptDoneEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseDoneEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+)
+from openai.types.realtime.realtime_conversation_item_assistant_message import Content
+from openai.types.realtime.realtime_response_status import Error, RealtimeResponseStatus
+from openai.types.realtime.response_content_part_added_event import Part as AddedPart
+from openai.types.realtime.response_content_part_done_event import Part as DonePart
+
+from voice.audio import AudioCodec, StreamResampler
+from voice.chunking import SentenceChunker
+from voice.conversation import Item, SpokenSegment, text_heard
+from voice.llm import ChatLLM
+from voice.protocol import ServerEvent, new_id
+from voice.tasks import cancel_and_wait
+from voice.tts import PiperTTS
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[ServerEvent], Awaitable[None]]
+#: Audio is sent in deltas of this length, so playback position maps finely onto text.
+DELTA_MS = 100
+#: Text chunks waiting for synthesis; when full, reading from the LLM pauses (backpressure).
+MAX_PENDING_CHUNKS = 8
+
+
+@dataclass
+class TurnTimings:
+    """Monotonic timestamps (``time.perf_counter``) of one response's milestones."""
+
+    created: float = 0.0
+    first_text: float | None = None
+    first_audio: float | None = None
+    last_audio: float | None = None
+
+
+class ResponseRun:
+    """Generates one assistant message: text from the LLM, audio from the TTS."""
+
+    def __init__(
+        self,
+        *,
+        item: Item,
+        output_index: int,
+        llm: ChatLLM,
+        tts: PiperTTS,
+        messages: list[dict[str, str]],
+        codec: AudioCodec,
+        with_audio: bool,
+        max_tokens: int | None,
+        emit: Emit,
+        previous_item_id: str | None = None,
+    ) -> None:
+        self.id = new_id("resp")
+        self.previous_item_id = previous_item_id
+        self.item = item
+        self.output_index = output_index
+        self.status: Literal["in_progress", "completed", "cancelled", "failed"] = "in_progress"
+        self.timings = TurnTimings(created=time.perf_counter())
+        self.audio_sent_ms = 0.0
+        self._llm = llm
+        self._tts = tts
+        self._messages = messages
+        self._codec = codec
+        self._with_audio = with_audio
+        self._max_tokens = max_tokens
+        self._emit = emit
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status != "in_progress"
+
+    @property
+    def content_type(self) -> Literal["output_audio", "output_text"]:
+        return "output_audio" if self._with_audio else "output_text"
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self._run(), name=f"response-{self.id}")
+        return self._task
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    def played_ms_estimate(self) -> float:
+        """How much of the sent audio a client playing it in real time has heard by now."""
+        if self.timings.first_audio is None:
+            return 0.0
+        elapsed_ms = (time.perf_counter() - self.timings.first_audio) * 1000
+        return min(self.audio_sent_ms, elapsed_ms)
+
+    async def cancel(
+        self, reason: Literal["turn_detected", "client_cancelled"], *, emit: bool = True
+    ) -> None:
+        """Stop generating and sending; the item keeps the text heard so far (estimated).
+
+        With ``emit=False`` (the client is gone) no closing events are sent.
+        """
+        if self.done:
+            return
+        await cancel_and_wait(self._task)
+        if self.done:  # it finished on its own while being cancelled
+            return
+        self.status = "cancelled"
+        if self._with_audio:
+            self.item.text = text_heard(self.item.segments, self.played_ms_estimate())
+        self.item.status = "incomplete"
+        if emit:
+            await self._emit_end(reason)
+
+    # --- the pipeline -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        await self._emit_start()
+        failure: BaseException | None = None
+        try:
+            if self._with_audio:
+                chunks: asyncio.Queue[str | None] = asyncio.Queue(MAX_PENDING_CHUNKS)
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._write_text(chunks))
+                    group.create_task(self._speak(chunks))
+            else:
+                await self._write_text(None)
+        except* Exception as errors:  # LLM or TTS error: the response fails, the call goes on
+            failure = errors.exceptions[0]
+        if failure is not None:
+            log.warning("response %s failed: %r", self.id, failure)
+            self.status = "failed"
+            self.item.status = "incomplete"
+            await self._emit_end(None, error=f"{type(failure).__name__}: {failure}")
+            return
+        self.status = "completed"
+        self.item.status = "completed"
+        await self._emit_end(None)
+
+    async def _write_text(self, chunks: asyncio.Queue[str | None] | None) -> None:
+        """Read the LLM stream; cut it into chunks for the TTS (or send text deltas)."""
+        chunker = SentenceChunker()
+        async for delta in self._llm.stream(self._messages, max_tokens=self._max_tokens):
+            if self.timings.first_text is None:
+                self.timings.first_text = time.perf_counter()
+            if chunks is None:
+                self.item.text += delta
+                await self._emit(
+                    ResponseTextDeltaEvent(
+                        type="response.output_text.delta", event_id=new_id("event"),
+                        response_id=self.id, item_id=self.item.id,
+                        output_index=self.output_index, content_index=0, delta=delta,
+                    )
+                )  # fmt: skip
+                continue
+            for chunk in chunker.push(delta):
+                await chunks.put(chunk)
+        if chunks is not None:
+            for chunk in chunker.flush():
+                await chunks.put(chunk)
+            await chunks.put(None)
+
+    async def _speak(self, chunks: asyncio.Queue[str | None]) -> None:
+        """Synthesize each chunk and send its transcript and audio."""
+        resampler = StreamResampler(self._tts.sample_rate, self._codec.sample_rate)
+        while (chunk := await chunks.get()) is not None:
+            audio = await self._tts.synthesize(chunk)
+            samples = resampler.process(audio)
+            if not samples.size:
+                continue
+            separator = " " if self.item.text else ""
+            await self._emit(
+                ResponseAudioTranscriptDeltaEvent(
+                    type="response.output_audio_transcript.delta", event_id=new_id("event"),
+                    response_id=self.id, item_id=self.item.id, output_index=self.output_index,
+                    content_index=0, delta=separator + chunk,
+                )
+            )  # fmt: skip
+            start_ms = self.audio_sent_ms
+            await self._send_audio(samples)
+            self.item.text += separator + chunk
+            self.item.segments.append(SpokenSegment(chunk, start_ms, self.audio_sent_ms))
+        tail = resampler.flush()
+        if tail.size:
+            await self._send_audio(tail)
+            if self.item.segments:
+                self.item.segments[-1].end_ms = self.audio_sent_ms
+
+    async def _send_audio(self, samples: object) -> None:
+        step = self._codec.sample_rate * DELTA_MS // 1000
+        data = samples  # float32 array at the codec's rate
+        for start in range(0, len(data), step):  # type: ignore[arg-type]
+            piece = data[start : start + step]  # type: ignore[index]
+            payload = base64.b64encode(self._codec.encode(piece)).decode("ascii")
+            now = time.perf_counter()
+            if self.timings.first_audio is None:
+                self.timings.first_audio = now
+            self.timings.last_audio = now
+            await self._emit(
+                ResponseAudioDeltaEvent(
+                    type="response.output_audio.delta", event_id=new_id("event"),
+                    response_id=self.id, item_id=self.item.id, output_index=self.output_index,
+                    content_index=0, delta=payload,
+                )
+            )  # fmt: skip
+            self.audio_sent_ms += len(piece) * 1000 / self._codec.sample_rate
+
+    # --- lifecycle events ---------------------------------------------------------------
+
+    def wire_item(self) -> RealtimeConversationItemAssistantMessage:
+        text = self.item.text
+        content = (
+            Content(type="output_audio", transcript=text)
+            if self._with_audio
+            else Content(type="output_text", text=text)
+        )
+        return RealtimeConversationItemAssistantMessage(
+            type="message", role="assistant", id=self.item.id, object="realtime.item",
+            status=self.item.status, content=[content],
+        )  # fmt: skip
+
+    def _response(self, status_details: RealtimeResponseStatus | None = None) -> RealtimeResponse:
+        return RealtimeResponse(
+            id=self.id, object="realtime.response", status=self.status,
+            status_details=status_details,
+            output=[self.wire_item()] if self.status != "in_progress" else [],
+            output_modalities=["audio"] if self._with_audio else ["text"],
+        )  # fmt: skip
+
+    async def _emit_start(self) -> None:
+        await self._emit(
+            ResponseCreatedEvent(
+                type="response.created", event_id=new_id("event"), response=self._response()
+            )
+        )
+        await self._emit(
+            ResponseOutputItemAddedEvent(
+                type="response.output_item.added", event_id=new_id("event"),
+                response_id=self.id, output_index=self.output_index, item=self.wire_item(),
+            )
+        )  # fmt: skip
+        await self._emit(
+            ConversationItemAdded(
+                type="conversation.item.added", event_id=new_id("event"),
+                item=self.wire_item(), previous_item_id=self.previous_item_id,
+            )
+        )  # fmt: skip
+        part = (
+            AddedPart(type="audio", transcript="")
+            if self._with_audio
+            else AddedPart(type="text", text="")
+        )
+        await self._emit(
+            ResponseContentPartAddedEvent(
+                type="response.content_part.added", event_id=new_id("event"),
+                response_id=self.id, item_id=self.item.id, output_index=self.output_index,
+                content_index=0, part=part,
+            )
+        )  # fmt: skip
+
+    async def _emit_end(
+        self,
+        reason: Literal["turn_detected", "client_cancelled"] | None,
+        error: str | None = None,
+    ) -> None:
+        common: dict[str, Any] = {
+            "response_id": self.id, "item_id": self.item.id,
+            "output_index": self.output_index, "content_index": 0,
+        }  # fmt: skip
+        text = self.item.text
+        if self._with_audio:
+            await self._emit(
+                ResponseAudioDoneEvent(
+                    type="response.output_audio.done", event_id=new_id("event"), **common
+                )
+            )
+            await self._emit(
+                ResponseAudioTranscriptDoneEvent(
+                    type="response.output_audio_transcript.done", event_id=new_id("event"),
+                    transcript=text, **common,
+                )
+            )  # fmt: skip
+            part = DonePart(type="audio", transcript=text)
+        else:
+            await self._emit(
+                ResponseTextDoneEvent(
+                    type="response.output_text.done", event_id=new_id("event"), text=text,
+                    **common,
+                )
+            )  # fmt: skip
+            part = DonePart(type="text", text=text)
+        await self._emit(
+            ResponseContentPartDoneEvent(
+                type="response.content_part.done", event_id=new_id("event"), part=part, **common
+            )
+        )
+        await self._emit(
+            ResponseOutputItemDoneEvent(
+                type="response.output_item.done", event_id=new_id("event"),
+                response_id=self.id, output_index=self.output_index, item=self.wire_item(),
+            )
+        )  # fmt: skip
+        details: RealtimeResponseStatus | None = None
+        if self.status == "cancelled":
+            details = RealtimeResponseStatus(type="cancelled", reason=reason)
+        elif self.status == "failed":
+            details = RealtimeResponseStatus(
+                type="failed", error=Error(type="server_error", code=error)
+            )
+        await self._emit(
+            ResponseDoneEvent(
+                type="response.done", event_id=new_id("event"), response=self._response(details)
+            )
+        )

@@ -1,0 +1,684 @@
+"""One Realtime session: client events in, server events out, shared models borrowed.
+
+The session knows nothing about the transport. A transport (WebSocket, WebRTC) hands it
+parsed client events and gives it an ``emit`` coroutine for server events; everything
+the session starts, it owns and stops in :meth:`RealtimeSession.aclose`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from openai.types.realtime import (
+    AudioTranscription,
+    ConversationItemAdded,
+    ConversationItemDeletedEvent,
+    ConversationItemDone,
+    ConversationItemInputAudioTranscriptionCompletedEvent,
+    ConversationItemTruncatedEvent,
+    InputAudioBufferClearedEvent,
+    InputAudioBufferCommittedEvent,
+    InputAudioBufferSpeechStartedEvent,
+    InputAudioBufferSpeechStoppedEvent,
+    RealtimeAudioConfig,
+    RealtimeAudioConfigInput,
+    RealtimeAudioConfigOutput,
+    RealtimeConversationItemAssistantMessage,
+    RealtimeConversationItemSystemMessage,
+    RealtimeConversationItemUserMessage,
+    RealtimeSessionCreateRequest,
+    SessionCreatedEvent,
+    SessionUpdatedEvent,
+)
+from openai.types.realtime.conversation_item_input_audio_transcription_completed_event import (
+    UsageTranscriptTextUsageDuration,
+)
+from openai.types.realtime.realtime_audio_formats import AudioPCM, AudioPCMA, AudioPCMU
+from openai.types.realtime.realtime_audio_input_turn_detection import ServerVad
+from openai.types.realtime.realtime_conversation_item_assistant_message import (
+    Content as AssistantContent,
+)
+from openai.types.realtime.realtime_conversation_item_system_message import (
+    Content as SystemContent,
+)
+from openai.types.realtime.realtime_conversation_item_user_message import Content as UserContent
+from openai.types.realtime.realtime_server_event import ConversationItemRetrieved
+
+from voice.audio import AudioCodec, AudioFormatError, Float32Array, StreamResampler, codec_for
+from voice.config import Settings
+from voice.conversation import Conversation, Item, text_heard
+from voice.endpointing import Endpointer, EndpointingConfig, SpeechStarted, SpeechStopped
+from voice.engines import Engines
+from voice.inference import ModelBusyError
+from voice.protocol import ClientEvent, ProtocolError, ServerEvent, new_id, parse_client_event
+from voice.response import ResponseRun
+from voice.stt import STT_SAMPLE_RATE
+from voice.tasks import cancel_and_wait
+from voice.vad import SileroVadStream
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[ServerEvent], Awaitable[None]]
+WireItem = (
+    RealtimeConversationItemUserMessage
+    | RealtimeConversationItemAssistantMessage
+    | RealtimeConversationItemSystemMessage
+)
+#: The shortest audio ``input_audio_buffer.commit`` accepts (as the Realtime API does).
+MIN_COMMIT_MS = 100
+
+
+@dataclass
+class TurnTimes:
+    """``time.perf_counter`` marks of one user turn, for latency logs and metrics."""
+
+    speech_stopped: float | None = None
+    committed: float | None = None
+    transcribed: float | None = None
+
+
+class RealtimeSession:
+    """State and behaviour of one call."""
+
+    def __init__(self, engines: Engines, settings: Settings, emit: Emit) -> None:
+        self.id = new_id("sess")
+        self._engines = engines
+        self._settings = settings
+        self._emit = emit
+        self.conversation = Conversation()
+        # Session configuration, as the client sees it.
+        self.instructions = settings.instructions
+        self.voice = engines.tts.name
+        self.output_modalities: list[Literal["text", "audio"]] = ["audio"]
+        self.max_output_tokens: int | None = None
+        self.turn_detection: ServerVad | None = ServerVad(
+            type="server_vad",
+            threshold=settings.vad_threshold,
+            silence_duration_ms=settings.vad_silence_ms,
+            prefix_padding_ms=settings.vad_prefix_padding_ms,
+            create_response=True,
+            interrupt_response=True,
+        )
+        self.input_codec = codec_for("audio/pcm", 24000)
+        self.output_codec = codec_for("audio/pcm", settings.output_sample_rate)
+        # Input audio, at 16 kHz: the buffer holds samples [buffer_start, stream_samples).
+        self._input_resampler = StreamResampler(self.input_codec.sample_rate, STT_SAMPLE_RATE)
+        self._vad = SileroVadStream()
+        self._endpointer = Endpointer(self._endpointing_config())
+        self._buffer: list[Float32Array] = []
+        self._buffer_start = 0
+        self._stream_samples = 0
+        self._speech_item_id: str | None = None
+        self._speech_start_ms = 0
+        # Output.
+        self.response: ResponseRun | None = None
+        self._turn_tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._emit(
+            SessionCreatedEvent(
+                type="session.created", event_id=new_id("event"), session=self.describe()
+            )
+        )
+
+    async def aclose(self) -> None:
+        """Cancel the response and every turn in flight. Safe to call twice."""
+        self._closed = True
+        tasks = list(self._turn_tasks)
+        for task in tasks:
+            await cancel_and_wait(task)
+        response = self.response
+        if response is not None and not response.done:
+            await response.cancel("client_cancelled", emit=False)
+
+    @property
+    def busy_tasks(self) -> int:
+        """Tasks this session still runs (turns and the response); zero once closed."""
+        running = sum(1 for task in self._turn_tasks if not task.done())
+        return running + (1 if self.response is not None and not self.response.done else 0)
+
+    # --- client events --------------------------------------------------------------------
+
+    async def handle_text(self, text: str | bytes) -> None:
+        """Parse one client message and act on it; client mistakes become ``error`` events."""
+        try:
+            event = parse_client_event(text)
+            await self.handle(event)
+        except ProtocolError as error:
+            await self._emit(error.to_event())
+
+    async def handle(self, event: ClientEvent) -> None:
+        handler = getattr(self, "_on_" + event.type.replace(".", "_"))
+        try:
+            await handler(event)
+        except ProtocolError as error:
+            error.event_id = error.event_id or event.event_id
+            raise
+
+    async def _on_session_update(self, event: Any) -> None:
+        update = event.session
+        if getattr(update, "type", None) != "realtime":
+            raise ProtocolError("only 'realtime' sessions are supported", param="session.type")
+        fields = update.model_fields_set
+        changes: dict[str, Any] = {}
+        if "instructions" in fields:
+            changes["instructions"] = update.instructions or ""
+        if "output_modalities" in fields and update.output_modalities is not None:
+            if not update.output_modalities or len(update.output_modalities) != 1:
+                raise ProtocolError(
+                    "output_modalities must be ['audio'] or ['text']",
+                    param="session.output_modalities",
+                )
+            changes["output_modalities"] = list(update.output_modalities)
+        if "max_output_tokens" in fields:
+            value = update.max_output_tokens
+            changes["max_output_tokens"] = None if value in (None, "inf") else int(value)
+        audio = update.audio if "audio" in fields else None
+        if audio is not None and "input" in audio.model_fields_set and audio.input is not None:
+            audio_in = audio.input
+            set_in = audio_in.model_fields_set
+            if "format" in set_in and audio_in.format is not None:
+                changes["input_codec"] = _codec_from(audio_in.format, "session.audio.input.format")
+            if "turn_detection" in set_in:
+                changes["turn_detection"] = self._turn_detection_from(audio_in.turn_detection)
+        if audio is not None and "output" in audio.model_fields_set and audio.output is not None:
+            audio_out = audio.output
+            set_out = audio_out.model_fields_set
+            if "format" in set_out and audio_out.format is not None:
+                changes["output_codec"] = _codec_from(
+                    audio_out.format, "session.audio.output.format"
+                )
+            if "voice" in set_out and audio_out.voice is not None:
+                voice = audio_out.voice if isinstance(audio_out.voice, str) else None
+                if voice != self._engines.tts.name:
+                    raise ProtocolError(
+                        f"unknown voice {audio_out.voice!r}; available: {self._engines.tts.name}",
+                        param="session.audio.output.voice",
+                    )
+                changes["voice"] = voice
+        # Everything validated: apply all or nothing.
+        for name, value in changes.items():
+            setattr(self, name, value)
+        if "input_codec" in changes:
+            self._input_resampler = StreamResampler(self.input_codec.sample_rate, STT_SAMPLE_RATE)
+        if "turn_detection" in changes:
+            self._endpointer = Endpointer(self._endpointing_config())
+            self._vad.reset()
+        await self._emit(
+            SessionUpdatedEvent(
+                type="session.updated", event_id=new_id("event"), session=self.describe()
+            )
+        )
+
+    def _turn_detection_from(self, value: Any) -> ServerVad | None:
+        if value is None:
+            return None
+        if value.type != "server_vad":
+            raise ProtocolError(
+                f"turn_detection type '{value.type}' is not supported; use 'server_vad' or null",
+                param="session.audio.input.turn_detection.type",
+            )
+        merged = ServerVad(
+            type="server_vad",
+            threshold=value.threshold
+            if value.threshold is not None
+            else self._settings.vad_threshold,
+            silence_duration_ms=value.silence_duration_ms
+            if value.silence_duration_ms is not None
+            else self._settings.vad_silence_ms,
+            prefix_padding_ms=value.prefix_padding_ms
+            if value.prefix_padding_ms is not None
+            else self._settings.vad_prefix_padding_ms,
+            create_response=value.create_response if value.create_response is not None else True,
+            interrupt_response=value.interrupt_response
+            if value.interrupt_response is not None
+            else True,
+        )
+        if not 0.0 < (merged.threshold or 0) < 1.0:
+            raise ProtocolError(
+                "turn_detection.threshold must be between 0 and 1",
+                param="session.audio.input.turn_detection.threshold",
+            )
+        return merged
+
+    def _endpointing_config(self) -> EndpointingConfig:
+        vad = self.turn_detection
+        return EndpointingConfig(
+            threshold=vad.threshold if vad and vad.threshold else self._settings.vad_threshold,
+            silence_ms=vad.silence_duration_ms
+            if vad and vad.silence_duration_ms
+            else self._settings.vad_silence_ms,
+            min_speech_ms=self._settings.vad_min_speech_ms,
+        )
+
+    async def _on_input_audio_buffer_append(self, event: Any) -> None:
+        try:
+            data = base64.b64decode(event.audio, validate=True)
+        except (binascii.Error, ValueError):
+            raise ProtocolError(
+                "input_audio_buffer.append: 'audio' is not valid base64",
+                code="invalid_base64", param="audio",
+            ) from None  # fmt: skip
+        try:
+            samples = self.input_codec.decode(data)
+        except AudioFormatError as exc:
+            raise ProtocolError(
+                f"input_audio_buffer.append: {exc} (session input format is "
+                f"{self.input_codec.name} at {self.input_codec.sample_rate} Hz)",
+                code="invalid_audio_format", param="audio",
+            ) from None  # fmt: skip
+        await self.push_audio(self._input_resampler.process(samples))
+
+    async def push_audio(self, samples: Float32Array) -> None:
+        """Add 16 kHz input audio: buffer it and, with server VAD, detect turns in it."""
+        if not samples.size:
+            return
+        max_samples = int(self._settings.max_buffer_s * STT_SAMPLE_RATE)
+        if self.turn_detection is None and self.buffered_samples + samples.size > max_samples:
+            raise ProtocolError(
+                f"input audio buffer is full ({self._settings.max_buffer_s:.0f} s); "
+                "commit or clear it",
+                code="input_audio_buffer_full",
+            )
+        self._buffer.append(samples)
+        self._stream_samples += samples.size
+        if self.turn_detection is None:
+            return
+        for window_start, probability in self._vad.process(samples):
+            change = self._endpointer.process(probability, _ms(window_start), self._vad.window_ms)
+            if isinstance(change, SpeechStarted):
+                await self._on_speech_started(change.audio_start_ms)
+            elif isinstance(change, SpeechStopped):
+                await self._on_speech_stopped(change.audio_end_ms)
+        if self._endpointer.in_speech:
+            if self.buffered_samples > max_samples:  # a monologue: end the turn here
+                await self._on_speech_stopped(_ms(self._stream_samples))
+        else:
+            self._trim_buffer(self._stream_samples - self._prefix_samples())
+
+    @property
+    def buffered_samples(self) -> int:
+        return self._stream_samples - self._buffer_start
+
+    def _prefix_samples(self) -> int:
+        padding = self.turn_detection.prefix_padding_ms if self.turn_detection else 0
+        return int((padding or 0) * STT_SAMPLE_RATE / 1000)
+
+    def _trim_buffer(self, keep_from: int) -> None:
+        """Drop buffered audio before stream sample ``keep_from``."""
+        if keep_from <= self._buffer_start:
+            return
+        audio = self._take_buffer()
+        cut = min(keep_from - self._buffer_start, audio.size)
+        self._buffer = [audio[cut:]] if cut < audio.size else []
+        self._buffer_start += cut
+
+    def _take_buffer(self) -> Float32Array:
+        if not self._buffer:
+            return np.zeros(0, dtype=np.float32)
+        if len(self._buffer) > 1:
+            self._buffer = [np.concatenate(self._buffer)]
+        return self._buffer[0]
+
+    async def _on_speech_started(self, audio_start_ms: int) -> None:
+        self._speech_item_id = new_id("item")
+        self._speech_start_ms = audio_start_ms
+        self._trim_buffer(int(audio_start_ms * STT_SAMPLE_RATE / 1000) - self._prefix_samples())
+        await self._emit(
+            InputAudioBufferSpeechStartedEvent(
+                type="input_audio_buffer.speech_started", event_id=new_id("event"),
+                audio_start_ms=audio_start_ms, item_id=self._speech_item_id,
+            )
+        )  # fmt: skip
+        if self.turn_detection is not None and self.turn_detection.interrupt_response:
+            await self.interrupt(reason="turn_detected")
+
+    async def _on_speech_stopped(self, audio_end_ms: int) -> None:
+        times = TurnTimes(speech_stopped=time.perf_counter())
+        item_id = self._speech_item_id or new_id("item")
+        self._speech_item_id = None
+        self._endpointer.reset()
+        await self._emit(
+            InputAudioBufferSpeechStoppedEvent(
+                type="input_audio_buffer.speech_stopped", event_id=new_id("event"),
+                audio_end_ms=audio_end_ms, item_id=item_id,
+            )
+        )  # fmt: skip
+        create = bool(self.turn_detection and self.turn_detection.create_response)
+        await self._commit(item_id, times, create_response=create)
+
+    async def _on_input_audio_buffer_commit(self, event: Any) -> None:
+        if _ms(self.buffered_samples) < MIN_COMMIT_MS:
+            raise ProtocolError(
+                f"buffer too small: expected at least {MIN_COMMIT_MS} ms of audio, "
+                f"have {_ms(self.buffered_samples)} ms",
+                code="input_audio_buffer_commit_empty",
+            )
+        self._endpointer.reset()
+        item_id = self._speech_item_id or new_id("item")
+        self._speech_item_id = None
+        await self._commit(item_id, TurnTimes(), create_response=False)
+
+    async def _on_input_audio_buffer_clear(self, event: Any) -> None:
+        self._buffer = []
+        self._buffer_start = self._stream_samples
+        self._endpointer.reset()
+        self._speech_item_id = None
+        await self._emit(
+            InputAudioBufferClearedEvent(
+                type="input_audio_buffer.cleared", event_id=new_id("event")
+            )
+        )
+
+    async def _commit(self, item_id: str, times: TurnTimes, *, create_response: bool) -> None:
+        audio = self._take_buffer().copy()
+        self._buffer = []
+        self._buffer_start = self._stream_samples
+        times.committed = time.perf_counter()
+        item = Item(item_id, "user", status="in_progress", from_audio=True)
+        previous = self.conversation.add(item)
+        await self._emit(
+            InputAudioBufferCommittedEvent(
+                type="input_audio_buffer.committed", event_id=new_id("event"),
+                item_id=item_id, previous_item_id=previous,
+            )
+        )  # fmt: skip
+        await self._emit(
+            ConversationItemAdded(
+                type="conversation.item.added", event_id=new_id("event"),
+                item=self._wire_item(item), previous_item_id=previous,
+            )
+        )  # fmt: skip
+        task = asyncio.create_task(
+            self._transcribe_turn(item, audio, times, create_response), name=f"turn-{item_id}"
+        )
+        self._turn_tasks.add(task)
+        task.add_done_callback(self._turn_tasks.discard)
+
+    async def _transcribe_turn(
+        self, item: Item, audio: Float32Array, times: TurnTimes, create_response: bool
+    ) -> None:
+        try:
+            transcript = await self._engines.stt.transcribe(audio)
+        except ModelBusyError as exc:
+            item.status = "incomplete"
+            await self._emit(ProtocolError(str(exc), code="server_busy").to_event())
+            return
+        times.transcribed = time.perf_counter()
+        item.text = transcript.text
+        item.status = "completed"
+        await self._emit(
+            ConversationItemInputAudioTranscriptionCompletedEvent(
+                type="conversation.item.input_audio_transcription.completed",
+                event_id=new_id("event"), item_id=item.id, content_index=0,
+                transcript=transcript.text,
+                usage=UsageTranscriptTextUsageDuration(
+                    type="duration", seconds=round(transcript.audio_s, 3)
+                ),
+            )
+        )  # fmt: skip
+        await self._emit(
+            ConversationItemDone(
+                type="conversation.item.done", event_id=new_id("event"),
+                item=self._wire_item(item),
+            )
+        )  # fmt: skip
+        log.debug("user turn %s transcribed in %.3f s", item.id, transcript.compute_s)
+        # Speech that began while transcribing will make its own turn; answer then.
+        if create_response and not self._endpointer.in_speech and not self._responding:
+            response = await self._create_response()
+            await response.wait()
+            self._log_turn(times, response)
+
+    def _log_turn(self, times: TurnTimes, response: ResponseRun) -> None:
+        """Per-turn stage latencies as structured fields (never the text)."""
+        if times.speech_stopped is None:
+            return
+        origin = times.speech_stopped
+
+        def since(mark: float | None) -> float | None:
+            return None if mark is None else round(mark - origin, 4)
+
+        fields = {
+            "session": self.id,
+            "response": response.id,
+            "status": response.status,
+            "stt_done_s": since(times.transcribed),
+            "first_text_s": since(response.timings.first_text),
+            "first_audio_s": since(response.timings.first_audio),
+            "last_audio_s": since(response.timings.last_audio),
+            "audio_ms": round(response.audio_sent_ms),
+        }
+        log.info("turn %s", " ".join(f"{k}={v}" for k, v in fields.items()), extra=fields)
+
+    # --- responses ------------------------------------------------------------------------
+
+    @property
+    def _responding(self) -> bool:
+        return self.response is not None and not self.response.done
+
+    async def _create_response(
+        self, instructions: str | None = None, modalities: list[str] | None = None
+    ) -> ResponseRun:
+        item = Item(new_id("item"), "assistant", status="in_progress")
+        messages = self.conversation.messages(
+            self.instructions if instructions is None else instructions,
+            self._settings.history_turns,
+        )
+        modalities = modalities or list(self.output_modalities)
+        previous = self.conversation.add(item)
+        self.response = ResponseRun(
+            item=item,
+            output_index=0,
+            llm=self._engines.llm,
+            tts=self._engines.tts,
+            messages=messages,
+            codec=self.output_codec,
+            with_audio="audio" in modalities,
+            max_tokens=self.max_output_tokens,
+            emit=self._emit,
+            previous_item_id=previous,
+        )
+        self.response.start()
+        return self.response
+
+    async def _on_response_create(self, event: Any) -> None:
+        if self._responding:
+            raise ProtocolError(
+                "conversation already has an active response; cancel it first",
+                code="conversation_already_has_active_response",
+            )
+        params = event.response
+        instructions = params.instructions if params is not None else None
+        modalities = params.output_modalities if params is not None else None
+        if modalities is not None and len(modalities) != 1:
+            raise ProtocolError(
+                "output_modalities must be ['audio'] or ['text']",
+                param="response.output_modalities",
+            )
+        await self._create_response(instructions, modalities)
+
+    async def _on_response_cancel(self, event: Any) -> None:
+        if not self._responding:
+            raise ProtocolError("no active response to cancel", code="response_cancel_not_active")
+        assert self.response is not None
+        await self.response.cancel("client_cancelled")
+
+    async def _on_output_audio_buffer_clear(self, event: Any) -> None:
+        await self.interrupt(reason="client_cancelled")
+
+    async def interrupt(self, reason: Literal["turn_detected", "client_cancelled"]) -> None:
+        """Barge-in: stop the response and keep in history only what was (likely) heard."""
+        response = self.response
+        if response is None:
+            return
+        if not response.done:
+            await response.cancel(reason)
+            await self._report_truncation(response.item)
+            return
+        # Generation finished, but the client may still be playing the audio we sent.
+        played = response.played_ms_estimate()
+        if response.item.segments and played < response.audio_sent_ms:
+            response.item.text = text_heard(response.item.segments, played)
+            await self._report_truncation(response.item, played)
+
+    async def _report_truncation(self, item: Item, played_ms: float | None = None) -> None:
+        await self._emit(
+            ConversationItemTruncatedEvent(
+                type="conversation.item.truncated", event_id=new_id("event"), item_id=item.id,
+                content_index=0,
+                audio_end_ms=round(played_ms if played_ms is not None else item.audio_ms),
+            )
+        )  # fmt: skip
+
+    # --- conversation items ------------------------------------------------------------------
+
+    async def _on_conversation_item_create(self, event: Any) -> None:
+        wire = event.item
+        if getattr(wire, "type", None) != "message":
+            raise ProtocolError(
+                f"conversation items of type '{wire.type}' are not supported; use 'message'",
+                param="item.type",
+            )
+        if event.previous_item_id not in (None, self.conversation.last_id):
+            raise ProtocolError(
+                "inserting items before the end of the conversation is not supported",
+                param="previous_item_id",
+            )
+        texts = [
+            part.text or part.transcript or ""
+            for part in wire.content
+            if getattr(part, "type", None) in ("input_text", "output_text", "text", "output_audio")
+        ]
+        if not texts or not any(t.strip() for t in texts):
+            raise ProtocolError(
+                "message has no text content (input_text/output_text)", param="item.content"
+            )
+        item = Item(wire.id or new_id("item"), wire.role, text="".join(texts))
+        if self.conversation.get(item.id) is not None:
+            raise ProtocolError(f"item id '{item.id}' already exists", param="item.id")
+        previous = self.conversation.add(item)
+        for event_cls, kind in ((ConversationItemAdded, "added"), (ConversationItemDone, "done")):
+            await self._emit(
+                event_cls(
+                    type=f"conversation.item.{kind}", event_id=new_id("event"),  # type: ignore[arg-type]
+                    item=self._wire_item(item), previous_item_id=previous,
+                )
+            )  # fmt: skip
+
+    async def _on_conversation_item_truncate(self, event: Any) -> None:
+        item = self.conversation.get(event.item_id)
+        if item is None or item.role != "assistant":
+            raise ProtocolError(f"no assistant item with id '{event.item_id}'", param="item_id")
+        if not item.segments:
+            raise ProtocolError("the item has no audio to truncate", param="item_id")
+        if event.audio_end_ms > item.audio_ms + 1:
+            raise ProtocolError(
+                f"audio_end_ms {event.audio_end_ms} is beyond the item's audio "
+                f"({item.audio_ms:.0f} ms)",
+                param="audio_end_ms",
+            )
+        if self.response is not None and self.response.item is item and not self.response.done:
+            await self.response.cancel("client_cancelled")
+        item.text = text_heard(item.segments, event.audio_end_ms)
+        item.status = "incomplete"
+        await self._report_truncation(item, event.audio_end_ms)
+
+    async def _on_conversation_item_delete(self, event: Any) -> None:
+        if self.response is not None and self.response.item.id == event.item_id:
+            await self.response.cancel("client_cancelled")
+        if not self.conversation.delete(event.item_id):
+            raise ProtocolError(f"no item with id '{event.item_id}'", param="item_id")
+        await self._emit(
+            ConversationItemDeletedEvent(
+                type="conversation.item.deleted", event_id=new_id("event"), item_id=event.item_id
+            )
+        )
+
+    async def _on_conversation_item_retrieve(self, event: Any) -> None:
+        item = self.conversation.get(event.item_id)
+        if item is None:
+            raise ProtocolError(f"no item with id '{event.item_id}'", param="item_id")
+        await self._emit(
+            ConversationItemRetrieved(
+                type="conversation.item.retrieved", event_id=new_id("event"),
+                item=self._wire_item(item),
+            )
+        )  # fmt: skip
+
+    # --- describing state on the wire --------------------------------------------------------
+
+    def _wire_item(self, item: Item) -> WireItem:
+        common: dict[str, Any] = {
+            "type": "message", "id": item.id, "object": "realtime.item", "status": item.status,
+        }  # fmt: skip
+        if item.role == "user":
+            part = (
+                UserContent(type="input_audio", transcript=item.text or None)
+                if item.from_audio
+                else UserContent(type="input_text", text=item.text)
+            )
+            return RealtimeConversationItemUserMessage(role="user", content=[part], **common)
+        if item.role == "assistant":
+            assistant_part = (
+                AssistantContent(type="output_audio", transcript=item.text)
+                if item.segments
+                else AssistantContent(type="output_text", text=item.text)
+            )
+            return RealtimeConversationItemAssistantMessage(
+                role="assistant", content=[assistant_part], **common
+            )
+        return RealtimeConversationItemSystemMessage(
+            role="system", content=[SystemContent(type="input_text", text=item.text)], **common
+        )
+
+    def describe(self) -> RealtimeSessionCreateRequest:
+        """The effective session configuration, as sent in ``session.created/updated``."""
+        return RealtimeSessionCreateRequest(
+            type="realtime",
+            model=self._engines.llm.model,
+            instructions=self.instructions,
+            output_modalities=self.output_modalities,
+            max_output_tokens=self.max_output_tokens or "inf",
+            audio=RealtimeAudioConfig(
+                input=RealtimeAudioConfigInput(
+                    format=_format_of(self.input_codec),
+                    transcription=AudioTranscription(model="whisper", language=None),
+                    turn_detection=self.turn_detection,
+                ),
+                output=RealtimeAudioConfigOutput(
+                    format=_format_of(self.output_codec), voice=self.voice
+                ),
+            ),
+        )
+
+
+def _ms(samples: int) -> int:
+    return samples * 1000 // STT_SAMPLE_RATE
+
+
+def _codec_from(fmt: Any, param: str) -> AudioCodec:
+    rate = getattr(fmt, "rate", None)
+    try:
+        return codec_for(fmt.type or "audio/pcm", rate)
+    except AudioFormatError as exc:
+        raise ProtocolError(str(exc), code="invalid_audio_format", param=param) from None
+
+
+def _format_of(codec: AudioCodec) -> AudioPCM | AudioPCMU | AudioPCMA:
+    if codec.name == "audio/pcmu":
+        return AudioPCMU(type="audio/pcmu")
+    if codec.name == "audio/pcma":
+        return AudioPCMA(type="audio/pcma")
+    return AudioPCM(type="audio/pcm", rate=codec.sample_rate)  # type: ignore[arg-type]
