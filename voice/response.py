@@ -56,7 +56,7 @@ MAX_PENDING_CHUNKS = 8
 
 @dataclass
 class TurnTimings:
-    """Monotonic timestamps (``time.perf_counter``) of one response's milestones."""
+    """Timestamps (seconds on the session clock) of one response's milestones."""
 
     created: float = 0.0
     first_text: float | None = None
@@ -80,13 +80,15 @@ class ResponseRun:
         max_tokens: int | None,
         emit: Emit,
         previous_item_id: str | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.id = new_id("resp")
         self.previous_item_id = previous_item_id
         self.item = item
         self.output_index = output_index
         self.status: Literal["in_progress", "completed", "cancelled", "failed"] = "in_progress"
-        self.timings = TurnTimings(created=time.perf_counter())
+        self._clock = clock
+        self.timings = TurnTimings(created=clock())
         self.audio_sent_ms = 0.0
         self._llm = llm
         self._tts = tts
@@ -117,7 +119,7 @@ class ResponseRun:
         """How much of the sent audio a client playing it in real time has heard by now."""
         if self.timings.first_audio is None:
             return 0.0
-        elapsed_ms = (time.perf_counter() - self.timings.first_audio) * 1000
+        elapsed_ms = (self._clock() - self.timings.first_audio) * 1000
         return min(self.audio_sent_ms, elapsed_ms)
 
     async def cancel(
@@ -169,7 +171,7 @@ class ResponseRun:
         chunker = SentenceChunker()
         async for delta in self._llm.stream(self._messages, max_tokens=self._max_tokens):
             if self.timings.first_text is None:
-                self.timings.first_text = time.perf_counter()
+                self.timings.first_text = self._clock()
             if chunks is None:
                 self.item.text += delta
                 await self._emit(
@@ -219,7 +221,7 @@ class ResponseRun:
         for start in range(0, len(data), step):  # type: ignore[arg-type]
             piece = data[start : start + step]  # type: ignore[index]
             payload = base64.b64encode(self._codec.encode(piece)).decode("ascii")
-            now = time.perf_counter()
+            now = self._clock()
             if self.timings.first_audio is None:
                 self.timings.first_audio = now
             self.timings.last_audio = now

@@ -78,7 +78,7 @@ MIN_COMMIT_MS = 100
 
 @dataclass
 class TurnTimes:
-    """``time.perf_counter`` marks of one user turn, for latency logs and metrics."""
+    """Session-clock marks of one user turn, for latency logs and metrics."""
 
     speech_stopped: float | None = None
     committed: float | None = None
@@ -88,8 +88,15 @@ class TurnTimes:
 class RealtimeSession:
     """State and behaviour of one call."""
 
-    def __init__(self, engines: Engines, settings: Settings, emit: Emit) -> None:
+    def __init__(
+        self,
+        engines: Engines,
+        settings: Settings,
+        emit: Emit,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.id = new_id("sess")
+        self._clock = clock
         self._engines = engines
         self._settings = settings
         self._emit = emit
@@ -345,7 +352,7 @@ class RealtimeSession:
             await self.interrupt(reason="turn_detected")
 
     async def _on_speech_stopped(self, audio_end_ms: int) -> None:
-        times = TurnTimes(speech_stopped=time.perf_counter())
+        times = TurnTimes(speech_stopped=self._clock())
         item_id = self._speech_item_id or new_id("item")
         self._speech_item_id = None
         self._endpointer.reset()
@@ -385,7 +392,7 @@ class RealtimeSession:
         audio = self._take_buffer().copy()
         self._buffer = []
         self._buffer_start = self._stream_samples
-        times.committed = time.perf_counter()
+        times.committed = self._clock()
         item = Item(item_id, "user", status="in_progress", from_audio=True)
         previous = self.conversation.add(item)
         await self._emit(
@@ -415,7 +422,7 @@ class RealtimeSession:
             item.status = "incomplete"
             await self._emit(ProtocolError(str(exc), code="server_busy").to_event())
             return
-        times.transcribed = time.perf_counter()
+        times.transcribed = self._clock()
         item.text = transcript.text
         item.status = "completed"
         await self._emit(
@@ -489,6 +496,7 @@ class RealtimeSession:
             max_tokens=self.max_output_tokens,
             emit=self._emit,
             previous_item_id=previous,
+            clock=self._clock,
         )
         self.response.start()
         return self.response
@@ -681,4 +689,5 @@ def _format_of(codec: AudioCodec) -> AudioPCM | AudioPCMU | AudioPCMA:
         return AudioPCMU(type="audio/pcmu")
     if codec.name == "audio/pcma":
         return AudioPCMA(type="audio/pcma")
-    return AudioPCM(type="audio/pcm", rate=codec.sample_rate)  # type: ignore[arg-type]
+    # The GA schema only names 24 kHz; other rates (VOICE_OUTPUT_SAMPLE_RATE) are reported as is.
+    return AudioPCM.model_construct(type="audio/pcm", rate=codec.sample_rate)
