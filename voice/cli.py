@@ -61,6 +61,7 @@ async def serve(settings: Settings) -> None:
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))  # fail early if the port is taken
+    sock.listen(2048)  # from "ready" on, connections wait in the backlog, never refused
     print("loading models", file=sys.stderr, flush=True)
     engines = await load_engines(settings)
     try:
