@@ -116,7 +116,7 @@ def make_session(llm: FakeLLM) -> tuple[RealtimeSession, Recorder, ManualClock]:
     recorder, clock = Recorder(), ManualClock()
     session = RealtimeSession(
         FakeEngines(llm),  # type: ignore[arg-type]
-        Settings(instructions="Be brief."),
+        Settings(instructions="Be brief.", output_lead_ms=1e9),  # no pacing on a manual clock
         recorder.emit,
         clock=clock,
     )
@@ -174,9 +174,7 @@ async def test_text_turn_event_order_and_history() -> None:
 
 
 async def test_barge_in_truncates_to_what_was_heard_and_next_prompt_sees_it() -> None:
-    llm = FakeLLM(
-        ["One two three four. Five six seven eight. Nine ten eleven twelve.", "Okay."]
-    )
+    llm = FakeLLM(["One two three four. Five six seven eight. Nine ten eleven twelve.", "Okay."])
     session, recorder, clock = make_session(llm)
     await session.start()
     await session.handle_text(user_text("Count for me."))

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     output_sample_rate: int = Field(
         24000, description="Default sample rate of audio/pcm output (the Realtime API's 24 kHz)."
     )
+    output_lead_ms: float = Field(
+        400.0,
+        ge=0,
+        description="WebSocket audio is paced to real time plus this lead: enough to ride out "
+        "network jitter, small enough that a barge-in silences the client quickly.",
+    )
     max_session_s: float = Field(
         3600.0, gt=0, description="A session is closed after this many seconds."
     )

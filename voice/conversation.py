@@ -31,7 +31,7 @@ class Item:
     status: Literal["completed", "incomplete", "in_progress"] = "completed"
     #: For assistant audio: the text of each chunk with its place in the audio.
     segments: list[SpokenSegment] = field(default_factory=list)
-    #: For user audio: whether the text is a transcript of audio.
+    #: Whether the text is a transcript of audio (user speech, or a spoken reply).
     from_audio: bool = False
 
     @property

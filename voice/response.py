@@ -8,7 +8,6 @@ only what the user heard.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +18,6 @@ from openai.types.realtime import (
     ConversationItemAdded,
     RealtimeConversationItemAssistantMessage,
     RealtimeResponse,
-    ResponseAudioDeltaEvent,
     ResponseAudioDoneEvent,
     ResponseAudioTranscriptDeltaEvent,
     ResponseAudioTranscriptDoneEvent,
@@ -37,10 +35,11 @@ from openai.types.realtime.realtime_response_status import Error, RealtimeRespon
 from openai.types.realtime.response_content_part_added_event import Part as AddedPart
 from openai.types.realtime.response_content_part_done_event import Part as DonePart
 
-from voice.audio import AudioCodec, StreamResampler
+from voice.audio import Float32Array, StreamResampler
 from voice.chunking import SentenceChunker
 from voice.conversation import Item, SpokenSegment, text_heard
 from voice.llm import ChatLLM
+from voice.playout import AudioOutput
 from voice.protocol import ServerEvent, new_id
 from voice.tasks import cancel_and_wait
 from voice.tts import PiperTTS
@@ -48,8 +47,6 @@ from voice.tts import PiperTTS
 log = logging.getLogger(__name__)
 
 Emit = Callable[[ServerEvent], Awaitable[None]]
-#: Audio is sent in deltas of this length, so playback position maps finely onto text.
-DELTA_MS = 100
 #: Text chunks waiting for synthesis; when full, reading from the LLM pauses (backpressure).
 MAX_PENDING_CHUNKS = 8
 
@@ -75,7 +72,7 @@ class ResponseRun:
         llm: ChatLLM,
         tts: PiperTTS,
         messages: list[dict[str, str]],
-        codec: AudioCodec,
+        output: AudioOutput,
         with_audio: bool,
         max_tokens: int | None,
         emit: Emit,
@@ -89,11 +86,10 @@ class ResponseRun:
         self.status: Literal["in_progress", "completed", "cancelled", "failed"] = "in_progress"
         self._clock = clock
         self.timings = TurnTimings(created=clock())
-        self.audio_sent_ms = 0.0
         self._llm = llm
         self._tts = tts
         self._messages = messages
-        self._codec = codec
+        self._output = output
         self._with_audio = with_audio
         self._max_tokens = max_tokens
         self._emit = emit
@@ -115,12 +111,13 @@ class ResponseRun:
         if self._task is not None:
             await asyncio.shield(self._task)
 
-    def played_ms_estimate(self) -> float:
-        """How much of the sent audio a client playing it in real time has heard by now."""
-        if self.timings.first_audio is None:
-            return 0.0
-        elapsed_ms = (self._clock() - self.timings.first_audio) * 1000
-        return min(self.audio_sent_ms, elapsed_ms)
+    @property
+    def audio_sent_ms(self) -> float:
+        return self._output.sent_ms() if self._with_audio else 0.0
+
+    def played_ms(self) -> float:
+        """How much of this response's audio the user has heard by now."""
+        return self._output.played_ms() if self._with_audio else 0.0
 
     async def cancel(
         self, reason: Literal["turn_detected", "client_cancelled"], *, emit: bool = True
@@ -136,7 +133,8 @@ class ResponseRun:
             return
         self.status = "cancelled"
         if self._with_audio:
-            self.item.text = text_heard(self.item.segments, self.played_ms_estimate())
+            await self._output.clear()
+            self.item.text = text_heard(self.item.segments, self._output.played_ms())
         self.item.status = "incomplete"
         if emit:
             await self._emit_end(reason)
@@ -191,13 +189,20 @@ class ResponseRun:
 
     async def _speak(self, chunks: asyncio.Queue[str | None]) -> None:
         """Synthesize each chunk and send its transcript and audio."""
-        resampler = StreamResampler(self._tts.sample_rate, self._codec.sample_rate)
+        self._output.begin(self.id, self.item.id)
+        resampler = StreamResampler(self._tts.sample_rate, self._output.sample_rate)
         while (chunk := await chunks.get()) is not None:
             audio = await self._tts.synthesize(chunk)
             samples = resampler.process(audio)
             if not samples.size:
                 continue
             separator = " " if self.item.text else ""
+            # Record where this chunk's audio lies before sending it: a barge-in may land
+            # while it plays, and the history must then map the play position onto it.
+            start_ms = self.audio_sent_ms
+            duration_ms = len(samples) * 1000 / self._output.sample_rate
+            self.item.segments.append(SpokenSegment(chunk, start_ms, start_ms + duration_ms))
+            self.item.text += separator + chunk
             await self._emit(
                 ResponseAudioTranscriptDeltaEvent(
                     type="response.output_audio_transcript.delta", event_id=new_id("event"),
@@ -205,34 +210,18 @@ class ResponseRun:
                     content_index=0, delta=separator + chunk,
                 )
             )  # fmt: skip
-            start_ms = self.audio_sent_ms
             await self._send_audio(samples)
-            self.item.text += separator + chunk
-            self.item.segments.append(SpokenSegment(chunk, start_ms, self.audio_sent_ms))
         tail = resampler.flush()
         if tail.size:
             await self._send_audio(tail)
             if self.item.segments:
                 self.item.segments[-1].end_ms = self.audio_sent_ms
 
-    async def _send_audio(self, samples: object) -> None:
-        step = self._codec.sample_rate * DELTA_MS // 1000
-        data = samples  # float32 array at the codec's rate
-        for start in range(0, len(data), step):  # type: ignore[arg-type]
-            piece = data[start : start + step]  # type: ignore[index]
-            payload = base64.b64encode(self._codec.encode(piece)).decode("ascii")
-            now = self._clock()
-            if self.timings.first_audio is None:
-                self.timings.first_audio = now
-            self.timings.last_audio = now
-            await self._emit(
-                ResponseAudioDeltaEvent(
-                    type="response.output_audio.delta", event_id=new_id("event"),
-                    response_id=self.id, item_id=self.item.id, output_index=self.output_index,
-                    content_index=0, delta=payload,
-                )
-            )  # fmt: skip
-            self.audio_sent_ms += len(piece) * 1000 / self._codec.sample_rate
+    async def _send_audio(self, samples: Float32Array) -> None:
+        if self.timings.first_audio is None:
+            self.timings.first_audio = self._clock()
+        await self._output.write(samples)
+        self.timings.last_audio = self._clock()
 
     # --- lifecycle events ---------------------------------------------------------------
 

@@ -58,6 +58,7 @@ from voice.conversation import Conversation, Item, text_heard
 from voice.endpointing import Endpointer, EndpointingConfig, SpeechStarted, SpeechStopped
 from voice.engines import Engines
 from voice.inference import ModelBusyError
+from voice.playout import AudioOutput, WebSocketAudioOutput
 from voice.protocol import ClientEvent, ProtocolError, ServerEvent, new_id, parse_client_event
 from voice.response import ResponseRun
 from voice.stt import STT_SAMPLE_RATE
@@ -94,6 +95,7 @@ class RealtimeSession:
         settings: Settings,
         emit: Emit,
         clock: Callable[[], float] = time.perf_counter,
+        output: AudioOutput | None = None,
     ) -> None:
         self.id = new_id("sess")
         self._clock = clock
@@ -116,6 +118,9 @@ class RealtimeSession:
         )
         self.input_codec = codec_for("audio/pcm", 24000)
         self.output_codec = codec_for("audio/pcm", settings.output_sample_rate)
+        #: A transport with its own audio path (WebRTC) passes its sink; else audio deltas.
+        self._fixed_output = output
+        self.output: AudioOutput = output or self._delta_output()
         # Input audio, at 16 kHz: the buffer holds samples [buffer_start, stream_samples).
         self._input_resampler = StreamResampler(self.input_codec.sample_rate, STT_SAMPLE_RATE)
         self._vad = SileroVadStream()
@@ -131,6 +136,11 @@ class RealtimeSession:
         self._closed = False
 
     # --- lifecycle ----------------------------------------------------------------------
+
+    def _delta_output(self) -> AudioOutput:
+        return WebSocketAudioOutput(
+            self._emit, self.output_codec, lead_ms=self._settings.output_lead_ms, clock=self._clock
+        )
 
     async def start(self) -> None:
         await self._emit(
@@ -217,6 +227,8 @@ class RealtimeSession:
         # Everything validated: apply all or nothing.
         for name, value in changes.items():
             setattr(self, name, value)
+        if "output_codec" in changes and self._fixed_output is None:
+            self.output = self._delta_output()
         if "input_codec" in changes:
             self._input_resampler = StreamResampler(self.input_codec.sample_rate, STT_SAMPLE_RATE)
         if "turn_detection" in changes:
@@ -478,12 +490,14 @@ class RealtimeSession:
     async def _create_response(
         self, instructions: str | None = None, modalities: list[str] | None = None
     ) -> ResponseRun:
-        item = Item(new_id("item"), "assistant", status="in_progress")
+        modalities = modalities or list(self.output_modalities)
+        item = Item(
+            new_id("item"), "assistant", status="in_progress", from_audio="audio" in modalities
+        )
         messages = self.conversation.messages(
             self.instructions if instructions is None else instructions,
             self._settings.history_turns,
         )
-        modalities = modalities or list(self.output_modalities)
         previous = self.conversation.add(item)
         self.response = ResponseRun(
             item=item,
@@ -491,7 +505,7 @@ class RealtimeSession:
             llm=self._engines.llm,
             tts=self._engines.tts,
             messages=messages,
-            codec=self.output_codec,
+            output=self.output,
             with_audio="audio" in modalities,
             max_tokens=self.max_output_tokens,
             emit=self._emit,
@@ -536,7 +550,7 @@ class RealtimeSession:
             await self._report_truncation(response.item)
             return
         # Generation finished, but the client may still be playing the audio we sent.
-        played = response.played_ms_estimate()
+        played = response.played_ms()
         if response.item.segments and played < response.audio_sent_ms:
             response.item.text = text_heard(response.item.segments, played)
             await self._report_truncation(response.item, played)
@@ -589,7 +603,7 @@ class RealtimeSession:
         item = self.conversation.get(event.item_id)
         if item is None or item.role != "assistant":
             raise ProtocolError(f"no assistant item with id '{event.item_id}'", param="item_id")
-        if not item.segments:
+        if not item.from_audio:
             raise ProtocolError("the item has no audio to truncate", param="item_id")
         if event.audio_end_ms > item.audio_ms + 1:
             raise ProtocolError(
@@ -641,7 +655,7 @@ class RealtimeSession:
         if item.role == "assistant":
             assistant_part = (
                 AssistantContent(type="output_audio", transcript=item.text)
-                if item.segments
+                if item.from_audio
                 else AssistantContent(type="output_text", text=item.text)
             )
             return RealtimeConversationItemAssistantMessage(
