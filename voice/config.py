@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -18,6 +18,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from voice.memory.crypto import decode_key
 
 DEFAULT_INSTRUCTIONS = (
     "You are a warm, curious companion having a spoken conversation. "
@@ -60,6 +62,41 @@ class Settings(BaseSettings):
     )
     vad_min_speech_ms: int = Field(
         96, ge=32, le=2000, description="Speech needed before it counts as a start of speech."
+    )
+
+    vad_speculative_after_ms: int = Field(
+        160,
+        ge=0,
+        description="Silence after which the speech so far is transcribed speculatively, so "
+        "the transcript is ready when the turn ends; 0 disables.",
+    )
+    vad_hold_ms: int = Field(
+        600,
+        ge=0,
+        le=3000,
+        description="Extra silence allowed once per pause when the speculative transcript "
+        "trails off ('and then I...'); 0 disables the semantic hold.",
+    )
+    barge_in: Literal["pause", "immediate", "off"] = Field(
+        "pause",
+        description="Speech over the bot: 'pause' stops its audio at once, then interrupts if "
+        "the speech goes on or has real words, else resumes (backchannels, coughs); "
+        "'immediate' interrupts at onset; 'off' ignores it.",
+    )
+    barge_in_onset_ms: int = Field(
+        64, ge=32, le=1000, description="Speech over the bot that pauses it."
+    )
+    barge_in_confirm_ms: int = Field(
+        600,
+        ge=64,
+        le=5000,
+        description="Speech over the bot this long interrupts without waiting for its words.",
+    )
+
+    echo_guard: bool = Field(
+        True,
+        description="Subtract the bot's own voice, as echoed back by clients without echo "
+        "cancellation, from the input before voice activity detection.",
     )
 
     # --- language model ----------------------------------------------------------------
@@ -115,13 +152,96 @@ class Settings(BaseSettings):
         20, ge=1, description="Most recent conversation items sent to the model."
     )
 
+    # --- WebRTC ---------------------------------------------------------------------------
+    ice_servers: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="STUN/TURN servers for WebRTC calls, as JSON in VOICE_ICE_SERVERS, shaped "
+        'like the browser\'s RTCIceServer: [{"urls": "turn:turn.example.org:3478", '
+        '"username": "u", "credential": "p"}]. Given to the server\'s peer connections and '
+        "to the web client. Empty: host candidates only (loopback/LAN).",
+    )
+    webrtc_disconnect_s: float = Field(
+        5.0, gt=0, description="A WebRTC call whose media stops arriving this long is ended."
+    )
+    webclient_dir: Path | None = Field(
+        None,
+        description="Folder of the web client served at /. Default: webclient/ next to the "
+        "voice package, else in the working directory; none found: / is not served.",
+    )
+
     # --- storage ------------------------------------------------------------------------
     data_dir: Path = Field(Path("data"), description="Folder for persistent server data.")
+
+    # --- characters ---------------------------------------------------------------------
+    characters_dir: Path = Field(
+        Path("characters"),
+        description="Folder of character cards (Character Card V2/V3 .json or .png), loaded "
+        "at start; cards uploaded over HTTP are stored here.",
+    )
+    max_card_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Largest character card JSON accepted, as a .json file or inside a PNG; "
+        "a PNG card may be four times this, for its image.",
+    )
+    default_character: str | None = Field(
+        None, description="Id of the character a session starts with (a card file's stem)."
+    )
+    prompt_budget_tokens: int = Field(
+        1536,
+        ge=256,
+        description="Tokens of prompt sent to the model: the character card, memory and lore "
+        "always go in; the oldest turns are dropped to fit.",
+    )
+
+    # --- users and memory (storage under data_dir unless database_url is set) ----------
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL of the memory database, e.g. "
+        "postgresql+asyncpg://user:password@host/db. Unset: SQLite file data_dir/voice.db.",
+    )
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description='API key -> user id, as JSON in VOICE_API_KEYS (e.g. {"key1": "alice"}). '
+        "Empty: one local key, generated into data_dir/local-api-key, for the user 'local'.",
+    )
+    memory_key: str | None = Field(
+        None,
+        repr=False,
+        description="Base64 of the 32-byte key that encrypts memories and transcripts at rest. "
+        "Unset: generated once into data_dir/memory.key (mode 0600).",
+    )
+    transcript_retention_days: int = Field(
+        30, ge=0, description="Days transcripts are kept; 0 stores no transcripts at all."
+    )
+    memory_every_turns: int = Field(
+        8, ge=1, description="Update a user's memory every this many user turns, and at the end."
+    )
 
     @field_validator("stt_language", "llm_base_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("database_url", "memory_key", mode="before")
+    @classmethod
+    def _empty_storage_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("memory_key")
+    @classmethod
+    def _memory_key_is_32_bytes(cls, key: str | None) -> str | None:
+        if key is not None:
+            decode_key(key)  # raises ValueError with the reason
+        return key
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_not_blank(cls, keys: dict[str, str]) -> dict[str, str]:
+        if any(not key.strip() or not user.strip() for key, user in keys.items()):
+            raise ValueError("api_keys may not contain empty keys or user ids")
+        return keys
 
     @field_validator("output_sample_rate")
     @classmethod
@@ -129,6 +249,23 @@ class Settings(BaseSettings):
         if rate not in (8000, 16000, 22050, 24000, 44100, 48000):
             raise ValueError(f"unsupported output sample rate {rate}")
         return rate
+
+    @field_validator("ice_servers")
+    @classmethod
+    def _ice_servers_shape(cls, servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for server in servers:
+            if not set(server) <= {"urls", "username", "credential"}:
+                raise ValueError("an ICE server has only 'urls', 'username' and 'credential'")
+            urls = server.get("urls")
+            urls = [urls] if isinstance(urls, str) else urls
+            if not urls or not all(
+                isinstance(url, str) and url.startswith(("stun:", "turn:", "turns:"))
+                for url in urls
+            ):
+                raise ValueError("an ICE server needs 'urls': stun:, turn: or turns: URLs")
+            if any(not isinstance(server.get(key, ""), str) for key in ("username", "credential")):
+                raise ValueError("an ICE server's 'username' and 'credential' are strings")
+        return servers
 
     @classmethod
     def settings_customise_sources(

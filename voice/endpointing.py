@@ -54,10 +54,29 @@ class Endpointer:
         self._run_start_ms = None
         self._silence_ms = 0
 
+    @property
+    def silence_ms(self) -> int:
+        """Silence since the last speech window of the current turn (0 while speaking)."""
+        return self._silence_ms if self.in_speech else 0
+
+    @property
+    def last_speech_end_ms(self) -> int:
+        return self._last_speech_end_ms
+
     def process(
-        self, probability: float, window_start_ms: int, window_ms: int
+        self,
+        probability: float,
+        window_start_ms: int,
+        window_ms: int,
+        *,
+        min_speech_ms: int | None = None,
+        silence_ms: int | None = None,
     ) -> EndpointEvent | None:
-        """Feed one VAD window; return an event when the state changes."""
+        """Feed one VAD window; return an event when the state changes.
+
+        ``min_speech_ms`` and ``silence_ms`` override the configured values for this window
+        (turn-taking uses shorter ones while the bot is talking).
+        """
         cfg = self.config
         window_end_ms = window_start_ms + window_ms
         if not self.in_speech:
@@ -66,7 +85,8 @@ class Endpointer:
                 return None
             if self._run_start_ms is None:
                 self._run_start_ms = window_start_ms
-            if window_end_ms - self._run_start_ms < cfg.min_speech_ms:
+            needed = cfg.min_speech_ms if min_speech_ms is None else min_speech_ms
+            if window_end_ms - self._run_start_ms < needed:
                 return None
             self.in_speech = True
             self._silence_ms = 0
@@ -77,7 +97,7 @@ class Endpointer:
             self._last_speech_end_ms = window_end_ms
             return None
         self._silence_ms += window_ms
-        if self._silence_ms < cfg.silence_ms:
+        if self._silence_ms < (cfg.silence_ms if silence_ms is None else silence_ms):
             return None
         self.in_speech = False
         self._run_start_ms = None

@@ -20,6 +20,8 @@ from voice.audio import AudioCodec, Float32Array
 from voice.protocol import ServerEvent, new_id
 
 Emit = Callable[[ServerEvent], Awaitable[None]]
+#: Told about audio as it goes out: the samples and the clock time they will be heard.
+Monitor = Callable[[Float32Array, float], None]
 #: Audio is sent in deltas of this length, so playback position maps finely onto text.
 DELTA_MS = 100
 
@@ -44,6 +46,15 @@ class AudioOutput(Protocol):
 
     async def clear(self) -> None:
         """Barge-in: drop audio that was queued but not played yet."""
+
+    def set_monitor(self, monitor: Monitor | None) -> None:
+        """Report every piece of audio sent, with when it will be heard (for echo guarding)."""
+
+    def pause(self) -> None:
+        """Send no more audio until :meth:`resume` (a possible interruption is checked)."""
+
+    def resume(self) -> None:
+        """Go on sending audio after :meth:`pause`."""
 
 
 class WebSocketAudioOutput:
@@ -71,6 +82,9 @@ class WebSocketAudioOutput:
         self._sent_ms = 0.0
         #: Clock time at which playback position 0 was (or would have been) heard.
         self._origin: float | None = None
+        self._running = asyncio.Event()
+        self._running.set()
+        self._monitor: Monitor | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -80,6 +94,16 @@ class WebSocketAudioOutput:
         self._response_id, self._item_id = response_id, item_id
         self._sent_ms = 0.0
         self._origin = None
+        self._running.set()
+
+    def set_monitor(self, monitor: Monitor | None) -> None:
+        self._monitor = monitor
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
 
     def sent_ms(self) -> float:
         return self._sent_ms
@@ -93,12 +117,15 @@ class WebSocketAudioOutput:
         step = self.codec.sample_rate * DELTA_MS // 1000
         for start in range(0, len(samples), step):
             piece = samples[start : start + step]
+            await self._running.wait()
             ahead_ms = self._sent_ms - self.played_ms()
             if self._origin is not None and ahead_ms > self.lead_ms:
                 await asyncio.sleep((ahead_ms - self.lead_ms) / 1000)
             if self._origin is None or self.played_ms() >= self._sent_ms:
                 # First audio, or the client ran dry: playback (re)starts with this delta.
                 self._origin = self._clock() - self._sent_ms / 1000
+            if self._monitor is not None:
+                self._monitor(piece, self._origin + self._sent_ms / 1000)
             await self._emit(
                 ResponseAudioDeltaEvent(
                     type="response.output_audio.delta", event_id=new_id("event"),
@@ -111,3 +138,4 @@ class WebSocketAudioOutput:
 
     async def clear(self) -> None:
         """Nothing is queued server-side; the client clears its own buffer on speech_started."""
+        self._running.set()

@@ -100,6 +100,10 @@ class ResponseRun:
         return self.status != "in_progress"
 
     @property
+    def with_audio(self) -> bool:
+        return self._with_audio
+
+    @property
     def content_type(self) -> Literal["output_audio", "output_text"]:
         return "output_audio" if self._with_audio else "output_text"
 

@@ -12,11 +12,11 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
-import numpy as np
 from openai.types.realtime import (
     AudioTranscription,
     ConversationItemAdded,
@@ -55,14 +55,27 @@ from openai.types.realtime.realtime_server_event import ConversationItemRetrieve
 from voice.audio import AudioCodec, AudioFormatError, Float32Array, StreamResampler, codec_for
 from voice.config import Settings
 from voice.conversation import Conversation, Item, text_heard
-from voice.endpointing import Endpointer, EndpointingConfig, SpeechStarted, SpeechStopped
+from voice.echo import EchoGuard, EchoReference
+from voice.endpointing import EndpointingConfig, SpeechStarted, SpeechStopped
 from voice.engines import Engines
 from voice.inference import ModelBusyError
+from voice.input_buffer import InputBuffer, ms_to_samples, samples_to_ms
 from voice.playout import AudioOutput, WebSocketAudioOutput
 from voice.protocol import ClientEvent, ProtocolError, ServerEvent, new_id, parse_client_event
 from voice.response import ResponseRun
-from voice.stt import STT_SAMPLE_RATE
+from voice.stt import STT_SAMPLE_RATE, Transcript
 from voice.tasks import cancel_and_wait
+from voice.turns import (
+    Action,
+    CheckWords,
+    CommitTurn,
+    InterruptBot,
+    PauseBot,
+    ResumeBot,
+    StartSpeculative,
+    TurnConfig,
+    TurnTaker,
+)
 from voice.vad import SileroVadStream
 
 log = logging.getLogger(__name__)
@@ -84,6 +97,15 @@ class TurnTimes:
     speech_stopped: float | None = None
     committed: float | None = None
     transcribed: float | None = None
+
+
+@dataclass
+class PendingTurn:
+    """The user turn being spoken: its future item id and when it started."""
+
+    item_id: str
+    audio_start_ms: int
+    times: TurnTimes = field(default_factory=TurnTimes)
 
 
 class RealtimeSession:
@@ -121,21 +143,31 @@ class RealtimeSession:
         #: A transport with its own audio path (WebRTC) passes its sink; else audio deltas.
         self._fixed_output = output
         self.output: AudioOutput = output or self._delta_output()
+        self._echo = EchoGuard() if settings.echo_guard else None
+        self._reference: EchoReference | None = None
+        self._input = InputBuffer()
+        self._watch_echo()
         # Input audio, at 16 kHz: the buffer holds samples [buffer_start, stream_samples).
         self._input_resampler = StreamResampler(self.input_codec.sample_rate, STT_SAMPLE_RATE)
         self._vad = SileroVadStream()
-        self._endpointer = Endpointer(self._endpointing_config())
-        self._buffer: list[Float32Array] = []
-        self._buffer_start = 0
-        self._stream_samples = 0
-        self._speech_item_id: str | None = None
-        self._speech_start_ms = 0
+        self._turns = TurnTaker(self._turn_config())
+        self._pending_turn = PendingTurn(new_id("item"), 0)
+        #: Transcriptions started ahead of a commit (speculative, word checks), by generation.
+        self._stt_jobs: dict[int, asyncio.Task[Transcript]] = {}
+        self._barge_in_paused_at: float | None = None
         # Output.
         self.response: ResponseRun | None = None
         self._turn_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
     # --- lifecycle ----------------------------------------------------------------------
+
+    def _watch_echo(self) -> None:
+        """Show the echo guard what the output plays, on the input stream's time axis."""
+        if self._echo is None:
+            return
+        self._reference = EchoReference(self._echo, rate=self.output.sample_rate)
+        self.output.set_monitor(self._reference.on_audio)
 
     def _delta_output(self) -> AudioOutput:
         return WebSocketAudioOutput(
@@ -152,6 +184,7 @@ class RealtimeSession:
     async def aclose(self) -> None:
         """Cancel the response and every turn in flight. Safe to call twice."""
         self._closed = True
+        self._cancel_stt_jobs()
         tasks = list(self._turn_tasks)
         for task in tasks:
             await cancel_and_wait(task)
@@ -163,6 +196,7 @@ class RealtimeSession:
     def busy_tasks(self) -> int:
         """Tasks this session still runs (turns and the response); zero once closed."""
         running = sum(1 for task in self._turn_tasks if not task.done())
+        running += sum(1 for task in self._stt_jobs.values() if not task.done())
         return running + (1 if self.response is not None and not self.response.done else 0)
 
     # --- client events --------------------------------------------------------------------
@@ -229,10 +263,12 @@ class RealtimeSession:
             setattr(self, name, value)
         if "output_codec" in changes and self._fixed_output is None:
             self.output = self._delta_output()
+            self._watch_echo()
         if "input_codec" in changes:
             self._input_resampler = StreamResampler(self.input_codec.sample_rate, STT_SAMPLE_RATE)
         if "turn_detection" in changes:
-            self._endpointer = Endpointer(self._endpointing_config())
+            self._turns = TurnTaker(self._turn_config())
+            self._cancel_stt_jobs()
             self._vad.reset()
         await self._emit(
             SessionUpdatedEvent(
@@ -271,14 +307,24 @@ class RealtimeSession:
             )
         return merged
 
-    def _endpointing_config(self) -> EndpointingConfig:
-        vad = self.turn_detection
-        return EndpointingConfig(
-            threshold=vad.threshold if vad and vad.threshold else self._settings.vad_threshold,
+    def _turn_config(self) -> TurnConfig:
+        vad, settings = self.turn_detection, self._settings
+        endpointing = EndpointingConfig(
+            threshold=vad.threshold if vad and vad.threshold else settings.vad_threshold,
             silence_ms=vad.silence_duration_ms
             if vad and vad.silence_duration_ms
-            else self._settings.vad_silence_ms,
-            min_speech_ms=self._settings.vad_min_speech_ms,
+            else settings.vad_silence_ms,
+            min_speech_ms=settings.vad_min_speech_ms,
+        )
+        return TurnConfig(
+            endpointing=endpointing,
+            speculative_after_ms=settings.vad_speculative_after_ms or None,
+            hold_ms=settings.vad_hold_ms,
+            barge_in=settings.barge_in
+            if vad is None or vad.interrupt_response is not False
+            else "off",
+            barge_in_onset_ms=settings.barge_in_onset_ms,
+            barge_in_confirm_ms=settings.barge_in_confirm_ms,
         )
 
     async def _on_input_audio_buffer_append(self, event: Any) -> None:
@@ -300,117 +346,175 @@ class RealtimeSession:
         await self.push_audio(self._input_resampler.process(samples))
 
     async def push_audio(self, samples: Float32Array) -> None:
-        """Add 16 kHz input audio: buffer it and, with server VAD, detect turns in it."""
+        """Add 16 kHz input audio: buffer it and, with server VAD, take turns on it."""
         if not samples.size:
             return
-        max_samples = int(self._settings.max_buffer_s * STT_SAMPLE_RATE)
-        if self.turn_detection is None and self.buffered_samples + samples.size > max_samples:
+        if self._echo is not None and self._reference is not None:
+            self._reference.on_input(self._input.end + samples.size, self._clock())
+            samples = self._echo.process(samples, self._input.end)
+        max_samples = ms_to_samples(self._settings.max_buffer_s * 1000)
+        if self.turn_detection is None and len(self._input) + samples.size > max_samples:
             raise ProtocolError(
                 f"input audio buffer is full ({self._settings.max_buffer_s:.0f} s); "
                 "commit or clear it",
                 code="input_audio_buffer_full",
             )
-        self._buffer.append(samples)
-        self._stream_samples += samples.size
+        self._input.append(samples)
         if self.turn_detection is None:
             return
         for window_start, probability in self._vad.process(samples):
-            change = self._endpointer.process(probability, _ms(window_start), self._vad.window_ms)
-            if isinstance(change, SpeechStarted):
-                await self._on_speech_started(change.audio_start_ms)
-            elif isinstance(change, SpeechStopped):
-                await self._on_speech_stopped(change.audio_end_ms)
-        if self._endpointer.in_speech:
-            if self.buffered_samples > max_samples:  # a monologue: end the turn here
-                await self._on_speech_stopped(_ms(self._stream_samples))
-        else:
-            self._trim_buffer(self._stream_samples - self._prefix_samples())
+            actions = self._turns.on_vad(
+                probability,
+                samples_to_ms(window_start),
+                self._vad.window_ms,
+                bot_audible=self.bot_audible,
+            )
+            await self._apply(actions)
+        if not self._turns.in_speech:
+            self._input.trim(self._input.end - self._prefix_samples())
+        elif len(self._input) > max_samples:  # a monologue: end the turn here
+            self._turns.reset()
+            await self._apply([SpeechStopped(self._input.end_ms), CommitTurn(0, None)])
 
     @property
-    def buffered_samples(self) -> int:
-        return self._stream_samples - self._buffer_start
+    def bot_audible(self) -> bool:
+        """Bot audio is playing (or paused mid-response) for the user right now."""
+        response = self.response
+        if response is None or not response.with_audio or self.output.sent_ms() <= 0:
+            return False
+        return not response.done or self.output.played_ms() < self.output.sent_ms()
 
     def _prefix_samples(self) -> int:
         padding = self.turn_detection.prefix_padding_ms if self.turn_detection else 0
-        return int((padding or 0) * STT_SAMPLE_RATE / 1000)
+        return ms_to_samples(padding or 0)
 
-    def _trim_buffer(self, keep_from: int) -> None:
-        """Drop buffered audio before stream sample ``keep_from``."""
-        if keep_from <= self._buffer_start:
-            return
-        audio = self._take_buffer()
-        cut = min(keep_from - self._buffer_start, audio.size)
-        self._buffer = [audio[cut:]] if cut < audio.size else []
-        self._buffer_start += cut
+    async def _apply(self, actions: list[Action]) -> None:
+        """Carry out what turn-taking decided."""
+        for action in actions:
+            match action:
+                case SpeechStarted(audio_start_ms=start_ms):
+                    await self._on_speech_started(start_ms)
+                case SpeechStopped(audio_end_ms=end_ms):
+                    await self._on_speech_stopped(end_ms)
+                case CommitTurn(generation=generation):
+                    create = bool(self.turn_detection and self.turn_detection.create_response)
+                    guess = self._stt_jobs.pop(generation, None) if generation else None
+                    self._cancel_stt_jobs()
+                    await self._commit(self._pending_turn, create_response=create, guess=guess)
+                case StartSpeculative(end_ms=end_ms, generation=generation):
+                    self._cancel_stt_jobs()
+                    audio = self._input.slice(self._input.start, ms_to_samples(end_ms + 100))
+                    job = self._start_stt(generation, audio)
+                    job.add_done_callback(partial(self._speculated, generation))
+                case CheckWords(start_ms=start_ms, end_ms=end_ms, generation=generation):
+                    audio = self._input.slice(
+                        ms_to_samples(start_ms) - self._prefix_samples(),
+                        ms_to_samples(end_ms + 100),
+                    )
+                    self._start_stt(generation, audio)
+                    self._own(self._check_words(generation, end_ms), f"check-{generation}")
+                case PauseBot():
+                    self._barge_in_paused_at = self._clock()
+                    self.output.pause()
+                case ResumeBot():
+                    self.output.resume()
+                case InterruptBot():
+                    await self.interrupt(reason="turn_detected")
 
-    def _take_buffer(self) -> Float32Array:
-        if not self._buffer:
-            return np.zeros(0, dtype=np.float32)
-        if len(self._buffer) > 1:
-            self._buffer = [np.concatenate(self._buffer)]
-        return self._buffer[0]
+    def _speculated(self, generation: int, job: asyncio.Task[Transcript]) -> None:
+        self._turns.on_speculative(generation, _text_of(job))
+
+    def _start_stt(self, generation: int, audio: Float32Array) -> asyncio.Task[Transcript]:
+        job = asyncio.create_task(self._engines.stt.transcribe(audio), name=f"stt-{generation}")
+        self._stt_jobs[generation] = job
+        return job
+
+    def _cancel_stt_jobs(self) -> None:
+        """Drop speculative transcriptions nobody will use (unstarted ones never run)."""
+        for job in self._stt_jobs.values():
+            job.cancel()
+        self._stt_jobs.clear()
+
+    async def _check_words(self, generation: int, end_ms: int) -> None:
+        job = self._stt_jobs[generation]
+        try:
+            transcript = await job
+        except ModelBusyError:
+            transcript = None
+        if transcript is None:
+            text = "?"  # could not tell: treat it as an interruption, the safer choice
+        else:  # Whisper invents words for a cough or a hum: only confident words count
+            text = transcript.text if transcript.confident() else ""
+        actions = self._turns.on_words(generation, text, end_ms)
+        log.debug("speech over the bot: %d words, %s", len(text.split()), actions[:2])
+        await self._apply(actions)
+
+    def _own(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._turn_tasks.add(task)
+        task.add_done_callback(self._turn_tasks.discard)
 
     async def _on_speech_started(self, audio_start_ms: int) -> None:
-        self._speech_item_id = new_id("item")
-        self._speech_start_ms = audio_start_ms
-        self._trim_buffer(int(audio_start_ms * STT_SAMPLE_RATE / 1000) - self._prefix_samples())
+        self._pending_turn = PendingTurn(new_id("item"), audio_start_ms)
+        self._input.trim(ms_to_samples(audio_start_ms) - self._prefix_samples())
         await self._emit(
             InputAudioBufferSpeechStartedEvent(
                 type="input_audio_buffer.speech_started", event_id=new_id("event"),
-                audio_start_ms=audio_start_ms, item_id=self._speech_item_id,
+                audio_start_ms=audio_start_ms, item_id=self._pending_turn.item_id,
             )
         )  # fmt: skip
+        # A reply still being prepared for the previous turn would answer too early.
         if self.turn_detection is not None and self.turn_detection.interrupt_response:
-            await self.interrupt(reason="turn_detected")
+            if self._responding and not self.bot_audible:
+                await self.interrupt(reason="turn_detected")
 
     async def _on_speech_stopped(self, audio_end_ms: int) -> None:
-        times = TurnTimes(speech_stopped=self._clock())
-        item_id = self._speech_item_id or new_id("item")
-        self._speech_item_id = None
-        self._endpointer.reset()
+        self._pending_turn.times.speech_stopped = self._clock()
         await self._emit(
             InputAudioBufferSpeechStoppedEvent(
                 type="input_audio_buffer.speech_stopped", event_id=new_id("event"),
-                audio_end_ms=audio_end_ms, item_id=item_id,
+                audio_end_ms=audio_end_ms, item_id=self._pending_turn.item_id,
             )
         )  # fmt: skip
-        create = bool(self.turn_detection and self.turn_detection.create_response)
-        await self._commit(item_id, times, create_response=create)
 
     async def _on_input_audio_buffer_commit(self, event: Any) -> None:
-        if _ms(self.buffered_samples) < MIN_COMMIT_MS:
+        if samples_to_ms(len(self._input)) < MIN_COMMIT_MS:
             raise ProtocolError(
                 f"buffer too small: expected at least {MIN_COMMIT_MS} ms of audio, "
-                f"have {_ms(self.buffered_samples)} ms",
+                f"have {samples_to_ms(len(self._input))} ms",
                 code="input_audio_buffer_commit_empty",
             )
-        self._endpointer.reset()
-        item_id = self._speech_item_id or new_id("item")
-        self._speech_item_id = None
-        await self._commit(item_id, TurnTimes(), create_response=False)
+        self._turns.reset()
+        await self._commit(self._pending_turn, create_response=False)
 
     async def _on_input_audio_buffer_clear(self, event: Any) -> None:
-        self._buffer = []
-        self._buffer_start = self._stream_samples
-        self._endpointer.reset()
-        self._speech_item_id = None
+        self._input.clear()
+        self._turns.reset()
+        self._cancel_stt_jobs()
+        self._pending_turn = PendingTurn(new_id("item"), self._input.end_ms)
         await self._emit(
             InputAudioBufferClearedEvent(
                 type="input_audio_buffer.cleared", event_id=new_id("event")
             )
         )
 
-    async def _commit(self, item_id: str, times: TurnTimes, *, create_response: bool) -> None:
-        audio = self._take_buffer().copy()
-        self._buffer = []
-        self._buffer_start = self._stream_samples
-        times.committed = self._clock()
-        item = Item(item_id, "user", status="in_progress", from_audio=True)
+    async def _commit(
+        self,
+        turn: PendingTurn,
+        *,
+        create_response: bool,
+        guess: asyncio.Task[Transcript] | None = None,
+    ) -> None:
+        """Make the buffered audio a user item and transcribe it (reusing ``guess``)."""
+        audio = self._input.take()
+        self._pending_turn = PendingTurn(new_id("item"), self._input.end_ms)
+        turn.times.committed = self._clock()
+        item = Item(turn.item_id, "user", status="in_progress", from_audio=True)
         previous = self.conversation.add(item)
         await self._emit(
             InputAudioBufferCommittedEvent(
                 type="input_audio_buffer.committed", event_id=new_id("event"),
-                item_id=item_id, previous_item_id=previous,
+                item_id=item.id, previous_item_id=previous,
             )
         )  # fmt: skip
         await self._emit(
@@ -419,17 +523,23 @@ class RealtimeSession:
                 item=self._wire_item(item), previous_item_id=previous,
             )
         )  # fmt: skip
-        task = asyncio.create_task(
-            self._transcribe_turn(item, audio, times, create_response), name=f"turn-{item_id}"
+        self._own(
+            self._transcribe_turn(item, audio, turn.times, create_response, guess),
+            f"turn-{item.id}",
         )
-        self._turn_tasks.add(task)
-        task.add_done_callback(self._turn_tasks.discard)
 
     async def _transcribe_turn(
-        self, item: Item, audio: Float32Array, times: TurnTimes, create_response: bool
+        self,
+        item: Item,
+        audio: Float32Array,
+        times: TurnTimes,
+        create_response: bool,
+        guess: asyncio.Task[Transcript] | None,
     ) -> None:
+        transcript = await _result_or_none(guess) if guess is not None else None
         try:
-            transcript = await self._engines.stt.transcribe(audio)
+            if transcript is None:
+                transcript = await self._engines.stt.transcribe(audio)
         except ModelBusyError as exc:
             item.status = "incomplete"
             await self._emit(ProtocolError(str(exc), code="server_busy").to_event())
@@ -455,7 +565,7 @@ class RealtimeSession:
         )  # fmt: skip
         log.debug("user turn %s transcribed in %.3f s", item.id, transcript.compute_s)
         # Speech that began while transcribing will make its own turn; answer then.
-        if create_response and not self._endpointer.in_speech and not self._responding:
+        if create_response and not self._turns.in_speech and not self._responding:
             response = await self._create_response()
             await response.wait()
             self._log_turn(times, response)
@@ -686,8 +796,25 @@ class RealtimeSession:
         )
 
 
-def _ms(samples: int) -> int:
-    return samples * 1000 // STT_SAMPLE_RATE
+def _text_of(job: asyncio.Task[Transcript]) -> str:
+    if job.cancelled() or job.exception() is not None:
+        return ""
+    return job.result().text
+
+
+async def _result_or_none(job: asyncio.Task[Transcript]) -> Transcript | None:
+    """The transcript of a job started earlier, or None if it was dropped or failed.
+
+    If the caller is cancelled while waiting, the job is cancelled too: it has no other owner.
+    """
+    try:
+        await asyncio.wait({job})
+    except asyncio.CancelledError:
+        job.cancel()
+        raise
+    if job.cancelled() or job.exception() is not None:
+        return None
+    return job.result()
 
 
 def _codec_from(fmt: Any, param: str) -> AudioCodec:

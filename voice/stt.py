@@ -26,6 +26,18 @@ class Transcript:
     text: str
     audio_s: float
     compute_s: float
+    #: Mean token log-probability (Whisper's own confidence; about -0.2 for clear words).
+    avg_logprob: float = 0.0
+    #: Whisper's probability that there was no speech at all.
+    no_speech_prob: float = 0.0
+
+    def confident(self, min_logprob: float = -0.8, max_no_speech: float = 0.6) -> bool:
+        """Whether the words are likely real, not Whisper hallucinating on a noise."""
+        return (
+            bool(self.text.strip())
+            and self.avg_logprob >= min_logprob
+            and self.no_speech_prob <= max_no_speech
+        )
 
 
 class WhisperSTT:
@@ -57,8 +69,15 @@ class WhisperSTT:
             condition_on_previous_text=False,
             vad_filter=False,
         )
-        text = " ".join(segment.text.strip() for segment in segments).strip()
-        return Transcript(text, len(audio) / STT_SAMPLE_RATE, time.perf_counter() - started)
+        parts = list(segments)
+        text = " ".join(segment.text.strip() for segment in parts).strip()
+        return Transcript(
+            text,
+            len(audio) / STT_SAMPLE_RATE,
+            time.perf_counter() - started,
+            avg_logprob=sum(s.avg_logprob for s in parts) / len(parts) if parts else 0.0,
+            no_speech_prob=max((s.no_speech_prob for s in parts), default=1.0),
+        )
 
     async def transcribe(self, audio: Float32Array) -> Transcript:
         """Transcribe ``audio`` (16 kHz mono float32) on the model's worker thread."""

@@ -1,0 +1,89 @@
+"""Turn-taking end to end on the real server: echo of the bot's own voice, real interruptions,
+backchannels. The client is a simulated phone without echo cancellation (tests/phone_sim.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import Clip, ServerProcess
+from tests.phone_sim import LoopbackPhone, Utterance
+from tests.realtime_helpers import WIRE_RATE, EventLog, realtime
+from voice.audio import resample
+from voice.tts import PiperTTS, default_piper_voice
+
+pytestmark = pytest.mark.e2e
+
+STORY = "Tell me a long story about a fox who learns to sail, with many details."
+
+
+async def ask_for_story(log: EventLog) -> None:
+    await log.connection.conversation.item.create(
+        item={
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": STORY}],
+        }
+    )
+    await log.connection.response.create()
+
+
+def to_24k(samples_16k: np.ndarray) -> np.ndarray:
+    return resample(samples_16k.astype(np.float32), 16000, WIRE_RATE)
+
+
+@pytest.mark.parametrize(("delay_ms", "echo_db"), [(40, -10), (120, -18), (200, -25)])
+async def test_own_echo_does_not_interrupt_but_the_user_does(
+    server: ServerProcess, speech: dict[str, Clip], delay_ms: int, echo_db: float
+) -> None:
+    clip = speech["ps_goforward"]
+    async with realtime(server.ws_base) as log:
+        await ask_for_story(log)
+        phone = LoopbackPhone(log, delay_ms=delay_ms, echo_db=echo_db)
+        run = await phone.run(7.0, [Utterance(at_s=3.5, samples=to_24k(clip.samples))])
+
+        assert run.first_bot_audio_s is not None, "the bot never spoke"
+        onset_ms = run.utterance_onsets_s[0] * 1000
+        started = log.of_type("input_audio_buffer.speech_started")
+        assert started, "the user's interruption was not detected"
+        # The first 3.5 s of the bot echoing back were not taken for the user.
+        assert all(event.audio_start_ms >= onset_ms - 100 for event in started), (
+            [event.audio_start_ms for event in started],
+            onset_ms,
+        )
+        done = await log.wait_for("response.done", timeout=30)
+        assert done.response.status == "cancelled"
+        assert done.response.status_details.reason == "turn_detected"
+
+
+async def test_backchannels_do_not_kill_the_reply(server: ServerProcess) -> None:
+    piper = PiperTTS(*default_piper_voice())
+    try:
+        mm_hmm = resample(await piper.synthesize("Mm-hmm."), piper.sample_rate, WIRE_RATE)
+        yeah = resample(await piper.synthesize("Yeah."), piper.sample_rate, WIRE_RATE)
+    finally:
+        piper.close()
+    cough = (np.random.default_rng(7).standard_normal(WIRE_RATE // 6) * 0.1).astype(np.float32)
+    async with realtime(server.ws_base) as log:
+        await ask_for_story(log)
+        phone = LoopbackPhone(log, delay_ms=0, echo_db=None)  # a client with echo cancellation
+        run = await phone.run(
+            8.0,
+            [
+                Utterance(at_s=1.5, samples=0.5 * mm_hmm),
+                Utterance(at_s=3.5, samples=cough),
+                Utterance(at_s=5.0, samples=0.5 * yeah),
+            ],
+        )
+        assert run.first_bot_audio_s is not None
+        assert not log.of_type("input_audio_buffer.speech_started")
+        assert not [
+            event
+            for event in log.of_type("response.done")
+            if event.response.status == "cancelled"
+        ]
+        # The reply kept playing after the last backchannel.
+        last_onset_tick = int(run.utterance_onsets_s[-1] * 1000 / 40)
+        after = np.concatenate(run.played[last_onset_tick + 25 :])
+        assert np.abs(after).max() > 0.01, "the bot stayed silent after the backchannel"

@@ -1,0 +1,192 @@
+"""Turn-taking rules on scripted timelines: 32 ms VAD windows, virtual time, no sleeps."""
+
+from __future__ import annotations
+
+from voice.endpointing import EndpointingConfig, SpeechStarted, SpeechStopped
+from voice.turns import (
+    CheckWords,
+    CommitTurn,
+    InterruptBot,
+    PauseBot,
+    ResumeBot,
+    StartSpeculative,
+    TurnConfig,
+    TurnTaker,
+    is_meaningful,
+    trails_off,
+)
+
+W = 32  # ms per VAD window
+
+
+class Timeline:
+    """Feeds windows to a TurnTaker and records (time, action) pairs."""
+
+    def __init__(self, **config: object) -> None:
+        endpointing = EndpointingConfig(silence_ms=480, min_speech_ms=96)
+        self.turns = TurnTaker(TurnConfig(endpointing=endpointing, **config))  # type: ignore[arg-type]
+        self.now = 0
+        self.log: list[tuple[int, object]] = []
+
+    def feed(self, probability: float, ms: int, *, bot: bool = False) -> None:
+        for _ in range(ms // W):
+            for action in self.turns.on_vad(probability, self.now, W, bot_audible=bot):
+                self.log.append((self.now + W, action))
+            self.now += W
+
+    def actions(self) -> list[object]:
+        return [action for _, action in self.log]
+
+    def first(self, kind: type) -> tuple[int, object]:
+        return next((t, a) for t, a in self.log if isinstance(a, kind))
+
+
+def test_plain_turn_starts_speculates_and_commits_with_the_guess() -> None:
+    line = Timeline(speculative_after_ms=160)
+    line.feed(0.0, 320)
+    line.feed(0.9, 960)
+    line.feed(0.0, 800)
+    kinds = [type(a) for a in line.actions()]
+    assert kinds == [SpeechStarted, StartSpeculative, SpeechStopped, CommitTurn]
+    _, speculative = line.first(StartSpeculative)
+    _, commit = line.first(CommitTurn)
+    assert isinstance(speculative, StartSpeculative) and isinstance(commit, CommitTurn)
+    assert speculative.end_ms == commit.end_ms == 320 + 960
+    assert commit.generation == speculative.generation
+    # The guess starts 160 ms into the silence, the commit 480 ms in: 320 ms head start.
+    assert line.first(CommitTurn)[0] - line.first(StartSpeculative)[0] == 320
+
+
+def test_speculation_is_dropped_when_the_user_goes_on() -> None:
+    line = Timeline(speculative_after_ms=160)
+    line.feed(0.9, 640)
+    line.feed(0.0, 256)  # a pause: speculation starts
+    line.feed(0.9, 640)  # ... but the user continues
+    line.feed(0.0, 800)
+    speculations = [a for a in line.actions() if isinstance(a, StartSpeculative)]
+    assert len(speculations) == 2
+    _, commit = line.first(CommitTurn)
+    assert isinstance(commit, CommitTurn)
+    assert commit.generation == speculations[1].generation
+    assert commit.end_ms == 640 + 256 + 640
+
+
+def test_speculation_can_be_disabled() -> None:
+    line = Timeline(speculative_after_ms=None)
+    line.feed(0.9, 640)
+    line.feed(0.0, 800)
+    _, commit = line.first(CommitTurn)
+    assert commit == CommitTurn(640, None)
+
+
+def test_semantic_hold_extends_the_silence_for_trailing_speech() -> None:
+    line = Timeline(speculative_after_ms=160, hold_ms=640)
+    line.feed(0.9, 640)
+    line.feed(0.0, 192)
+    _, speculative = line.first(StartSpeculative)
+    assert isinstance(speculative, StartSpeculative)
+    line.turns.on_speculative(speculative.generation, "So then I went to the...")
+    line.feed(0.0, 480)
+    assert not any(isinstance(a, CommitTurn) for a in line.actions()), "no commit at 480 ms"
+    line.feed(0.0, 640)
+    commit_time, _ = line.first(CommitTurn)
+    assert commit_time == 640 + 480 + 640
+
+
+def test_semantic_hold_ignores_finished_sentences_and_stale_guesses() -> None:
+    line = Timeline(speculative_after_ms=160, hold_ms=640)
+    line.feed(0.9, 640)
+    line.feed(0.0, 192)
+    _, speculative = line.first(StartSpeculative)
+    assert isinstance(speculative, StartSpeculative)
+    line.turns.on_speculative(speculative.generation + 7, "and then I")  # stale: ignored
+    line.turns.on_speculative(speculative.generation, "I like the sea.")
+    line.feed(0.0, 320)
+    commit_time, _ = line.first(CommitTurn)
+    assert commit_time == 640 + 480
+
+
+def test_barge_in_pauses_fast_then_interrupts_when_speech_goes_on() -> None:
+    line = Timeline(barge_in_onset_ms=64, barge_in_confirm_ms=480)
+    line.feed(0.0, 320, bot=True)
+    line.feed(0.9, 800, bot=True)
+    pause_time, _ = line.first(PauseBot)
+    assert pause_time - 320 == 64  # two windows after onset
+    interrupt_time, _ = line.first(InterruptBot)
+    assert interrupt_time - 320 == 480
+    started = [a for a in line.actions() if isinstance(a, SpeechStarted)]
+    assert started == [SpeechStarted(320)]  # the onset, reported once
+    line.feed(0.0, 800, bot=False)
+    assert isinstance(line.actions()[-1], CommitTurn)
+
+
+def test_backchannel_over_the_bot_resumes_it() -> None:
+    line = Timeline(barge_in_confirm_ms=600)
+    line.feed(0.0, 320, bot=True)
+    line.feed(0.9, 256, bot=True)  # "mm-hmm"
+    line.feed(0.0, 320, bot=True)
+    _, check = line.first(CheckWords)
+    assert isinstance(check, CheckWords)
+    assert check.start_ms == 320 and check.end_ms == 320 + 256
+    assert line.turns.bot_paused
+    actions = line.turns.on_words(check.generation, "Mm-hmm.", check.end_ms)
+    assert actions == [ResumeBot()]
+    assert not line.turns.bot_paused and not line.turns.in_speech
+
+
+def test_noise_with_no_words_resumes_the_bot() -> None:
+    line = Timeline()
+    line.feed(0.9, 128, bot=True)
+    line.feed(0.0, 128, bot=True)
+    _, check = line.first(CheckWords)
+    assert isinstance(check, CheckWords)
+    assert line.turns.on_words(check.generation, " [coughs]", check.end_ms) == [ResumeBot()]
+
+
+def test_short_real_words_over_the_bot_interrupt_and_become_the_turn() -> None:
+    line = Timeline()
+    line.feed(0.0, 96, bot=True)
+    line.feed(0.9, 320, bot=True)  # "Stop!"
+    line.feed(0.0, 128, bot=True)
+    _, check = line.first(CheckWords)
+    assert isinstance(check, CheckWords)
+    actions = line.turns.on_words(check.generation, "Stop!", check.end_ms)
+    assert actions == [
+        SpeechStarted(96),
+        InterruptBot(),
+        SpeechStopped(check.end_ms),
+        CommitTurn(check.end_ms, check.generation),
+    ]
+
+
+def test_immediate_policy_interrupts_at_onset_and_off_ignores() -> None:
+    line = Timeline(barge_in="immediate")
+    line.feed(0.9, 128, bot=True)
+    assert [type(a) for a in line.actions()] == [SpeechStarted, InterruptBot]
+
+    line = Timeline(barge_in="off")
+    line.feed(0.9, 960, bot=True)
+    line.feed(0.0, 800, bot=True)
+    assert line.actions() == []
+
+
+def test_bot_finishing_during_overlap_turns_it_into_a_plain_turn() -> None:
+    line = Timeline(barge_in_confirm_ms=2000)
+    line.feed(0.9, 320, bot=True)
+    assert isinstance(line.actions()[-1], PauseBot)
+    line.feed(0.9, 320, bot=False)
+    assert SpeechStarted(0) in line.actions()
+    line.feed(0.0, 640, bot=False)
+    assert isinstance(line.actions()[-1], CommitTurn)
+    assert not any(isinstance(a, InterruptBot) for a in line.actions())
+
+
+def test_word_checks_and_trailing_off() -> None:
+    assert not is_meaningful("Yeah. Mm-hmm, okay.")
+    assert not is_meaningful("")
+    assert is_meaningful("Wait, what?")
+    assert trails_off("and then I")
+    assert trails_off("So, um,")
+    assert trails_off("I went to the...")
+    assert not trails_off("I went home.")
+    assert not trails_off("")

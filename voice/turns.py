@@ -1,0 +1,263 @@
+"""Turn-taking: who speaks when. Timestamped observations in, actions out, no I/O.
+
+Time is the position in the input audio stream (milliseconds, from sample counts), so
+every rule runs on a scripted timeline in tests. The session feeds it VAD windows (with
+whether the bot is audible right now) and transcription results, and carries out the
+actions it returns.
+
+Policies, each configurable in :class:`TurnConfig`:
+
+* **Endpointing.** A turn ends after ``silence_ms`` of silence. After
+  ``speculative_after_ms`` of silence the session is asked to transcribe the speech so
+  far (:class:`StartSpeculative`); if the user goes on, that transcript is dropped, if the
+  silence is confirmed the turn is committed with it, so the transcript is (nearly) ready
+  at commit time.
+* **Semantic hold.** If the speculative transcript trails off ("and then I…", "so um"),
+  the silence needed is extended by ``hold_ms`` once per pause.
+* **Barge-in** (``barge_in="pause"``, the default). Speech while the bot is audible first
+  pauses the bot (:class:`PauseBot`, after ``barge_in_onset_ms``). Speech that goes on for
+  ``barge_in_confirm_ms`` interrupts (:class:`InterruptBot`). Shorter speech is
+  transcribed (:class:`CheckWords`): words that are not a backchannel ("mm-hmm", "yeah")
+  interrupt and become the user's turn; a backchannel, a cough or noise resume the bot
+  (:class:`ResumeBot`). ``"immediate"`` interrupts at onset; ``"off"`` ignores speech
+  while the bot is audible.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from voice.endpointing import Endpointer, EndpointingConfig, SpeechStarted, SpeechStopped
+
+BACKCHANNELS = frozenset(
+    "mm mmm mhm mmhmm hmm hm uh um uhhuh uh-huh mm-hmm ah oh aha ha yeah yep yes yup ok okay "
+    "right sure cool nice wow true gotcha alright".split()
+)
+TRAILING_WORDS = frozenset(
+    "and but so or because cause um uh like the a an to then if that with of my i we "
+    "when which who is was".split()
+)
+
+
+@dataclass(frozen=True)
+class StartSpeculative:
+    """Transcribe the buffered speech up to ``end_ms`` now; tag the result ``generation``."""
+
+    end_ms: int
+    generation: int
+
+
+@dataclass(frozen=True)
+class CommitTurn:
+    """The user's turn ended at ``end_ms``; reuse speculative ``generation`` if not None."""
+
+    end_ms: int
+    generation: int | None
+
+
+@dataclass(frozen=True)
+class PauseBot:
+    """Stop sending bot audio now (possible interruption)."""
+
+
+@dataclass(frozen=True)
+class ResumeBot:
+    """It was not an interruption: resume the bot's audio."""
+
+
+@dataclass(frozen=True)
+class InterruptBot:
+    """Cancel the bot's response; the user has the floor."""
+
+
+@dataclass(frozen=True)
+class CheckWords:
+    """Transcribe the short speech ``[start_ms, end_ms]`` heard over the bot."""
+
+    start_ms: int
+    end_ms: int
+    generation: int
+
+
+Action = (
+    SpeechStarted
+    | SpeechStopped
+    | StartSpeculative
+    | CommitTurn
+    | PauseBot
+    | ResumeBot
+    | InterruptBot
+    | CheckWords
+)
+
+
+@dataclass
+class TurnConfig:
+    """Thresholds and policies of turn-taking (see the module docstring)."""
+
+    endpointing: EndpointingConfig = field(default_factory=EndpointingConfig)
+    speculative_after_ms: int | None = 160
+    hold_ms: int = 0
+    barge_in: Literal["pause", "immediate", "off"] = "pause"
+    barge_in_onset_ms: int = 64
+    barge_in_confirm_ms: int = 600
+    backchannels: frozenset[str] = BACKCHANNELS
+
+
+def normalized_words(text: str) -> list[str]:
+    """Lower-case words without punctuation or bracketed noise tags like ``[coughs]``."""
+    text = re.sub(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*", " ", text.lower())
+    return re.findall(r"[a-z0-9]+(?:[-'][a-z0-9]+)*", text)
+
+
+def is_meaningful(text: str, backchannels: frozenset[str] = BACKCHANNELS) -> bool:
+    """Whether ``text`` holds any word that is not a backchannel or filler."""
+    return any(word not in backchannels for word in normalized_words(text))
+
+
+def trails_off(text: str) -> bool:
+    """Whether a partial transcript sounds unfinished ("and then I…", "so um")."""
+    stripped = text.strip()
+    if stripped.endswith(("...", "\u2026", ",", "-")):
+        return True
+    words = normalized_words(stripped)
+    return bool(words) and words[-1] in TRAILING_WORDS and not stripped.endswith((".", "?", "!"))
+
+
+class TurnTaker:
+    """The turn-taking state machine of one session."""
+
+    def __init__(self, config: TurnConfig) -> None:
+        self.config = config
+        self._endpointer = Endpointer(config.endpointing)
+        self._state: Literal["idle", "speech", "overlap", "checking"] = "idle"
+        self._overlap_start_ms = 0
+        self._paused = False
+        self._generation = 0
+        self._speculative: int | None = None  # generation of the speculative STT in flight
+        self._held = False
+        self._silence_ms = 0
+        self._last_speech_end_ms = 0
+
+    @property
+    def in_speech(self) -> bool:
+        """The user is speaking (or may be: speech over the bot not yet decided)."""
+        return self._state != "idle"
+
+    @property
+    def bot_paused(self) -> bool:
+        return self._paused
+
+    def reset(self) -> None:
+        """Forget speech in progress (the input buffer was cleared or committed by hand)."""
+        self._endpointer.reset()
+        self._state = "idle"
+        self._speculative = None
+        self._held = False
+        self._generation += 1
+
+    def on_vad(
+        self, probability: float, start_ms: int, window_ms: int, *, bot_audible: bool
+    ) -> list[Action]:
+        """One VAD window of the input stream; ``bot_audible``: bot audio is playing."""
+        cfg = self.config
+        actions: list[Action] = []
+        if self._state == "overlap" and not bot_audible:
+            # The bot finished while the user was talking over it: an ordinary turn now.
+            self._state = "speech"
+            self._paused = False
+            actions.append(SpeechStarted(self._overlap_start_ms))
+        overlapping = bot_audible and self._state in ("idle", "checking")
+        min_speech = cfg.barge_in_onset_ms if overlapping else cfg.endpointing.min_speech_ms
+        silence_needed = cfg.endpointing.silence_ms + (cfg.hold_ms if self._held else 0)
+        if self._state in ("overlap", "checking"):
+            silence_needed = min(silence_needed, 2 * window_ms)  # short speech: decide fast
+        event = self._endpointer.process(
+            probability, start_ms, window_ms, min_speech_ms=min_speech, silence_ms=silence_needed
+        )
+        if isinstance(event, SpeechStarted):
+            actions.extend(self._speech_started(event, bot_audible))
+        elif isinstance(event, SpeechStopped):
+            actions.extend(self._speech_stopped(event))
+        elif self._state == "speech":
+            actions.extend(self._during_speech())
+        elif self._state == "overlap":
+            if start_ms + window_ms - self._overlap_start_ms >= cfg.barge_in_confirm_ms:
+                actions.extend(self._confirm_interruption())
+        return actions
+
+    def _speech_started(self, event: SpeechStarted, bot_audible: bool) -> list[Action]:
+        cfg = self.config
+        self._held = False
+        if bot_audible and self._state in ("idle", "checking"):
+            if cfg.barge_in == "off":
+                self._endpointer.reset()  # speech over the bot is not a turn
+                return []
+            if cfg.barge_in == "immediate":
+                self._state = "speech"
+                return [event, InterruptBot()]
+            if self._state == "idle":
+                self._overlap_start_ms = event.audio_start_ms
+            self._state = "overlap"
+            self._generation += 1  # a pending word check is superseded
+            if self._paused:
+                return []
+            self._paused = True
+            return [PauseBot()]
+        self._state = "speech"
+        return [event]
+
+    def _during_speech(self) -> list[Action]:
+        """Silence inside a turn: start the speculative transcription once."""
+        silence = self._endpointer.silence_ms
+        if silence == 0:
+            if self._speculative is not None:  # the user went on: drop the guess
+                self._speculative = None
+                self._held = False
+                self._generation += 1
+            return []
+        after = self.config.speculative_after_ms
+        if after is not None and self._speculative is None and silence >= after:
+            self._generation += 1
+            self._speculative = self._generation
+            return [StartSpeculative(self._endpointer.last_speech_end_ms, self._generation)]
+        return []
+
+    def _speech_stopped(self, event: SpeechStopped) -> list[Action]:
+        if self._state in ("overlap", "checking"):
+            self._state = "checking"
+            self._generation += 1
+            return [CheckWords(self._overlap_start_ms, event.audio_end_ms, self._generation)]
+        self._state = "idle"
+        generation, self._speculative = self._speculative, None
+        self._held = False
+        return [event, CommitTurn(event.audio_end_ms, generation)]
+
+    def _confirm_interruption(self) -> list[Action]:
+        self._state = "speech"
+        self._paused = False
+        return [SpeechStarted(self._overlap_start_ms), InterruptBot()]
+
+    def on_speculative(self, generation: int, text: str) -> None:
+        """A speculative transcript arrived; it may extend the wait (semantic hold)."""
+        if generation != self._speculative or self._state != "speech":
+            return
+        if self.config.hold_ms and not self._held and trails_off(text):
+            self._held = True
+
+    def on_words(self, generation: int, text: str, end_ms: int) -> list[Action]:
+        """The words of a short speech over the bot: interrupt, or resume the bot."""
+        if generation != self._generation or self._state != "checking":
+            return []
+        self._state = "idle"
+        self._paused = False
+        if is_meaningful(text, self.config.backchannels):
+            return [
+                SpeechStarted(self._overlap_start_ms),
+                InterruptBot(),
+                SpeechStopped(end_ms),
+                CommitTurn(end_ms, generation),  # reuse these words as the transcript
+            ]
+        return [ResumeBot()]
