@@ -1,0 +1,209 @@
+"""The character HTTP routes, in process through Starlette's TestClient."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from voice.characters import png
+from voice.characters.api import character_routes
+from voice.characters.card import parse_card, placeholder_png
+from voice.characters.library import CharacterLibrary
+
+MAX_BYTES = 4096
+
+
+def card(name: str = "Ada", **data: Any) -> dict[str, Any]:
+    fields = {
+        "name": name,
+        "description": "{{char}} repairs clocks. " + "She likes gears. " * 20,
+        "creator_notes": "HIDDEN NOTES",
+        "tags": ["clocks"],
+        "extensions": {"voice": "joe"},
+        **data,
+    }
+    return {"spec": "chara_card_v3", "spec_version": "3.0", "data": fields}
+
+
+def card_png(obj: dict[str, Any]) -> bytes:
+    encoded = base64.b64encode(json.dumps(obj).encode()).decode()
+    return png.with_text(png.solid_png(3, 3, (200, 100, 50)), {"ccv3": encoded})
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> CharacterLibrary:
+    (tmp_path / "ada.json").write_text(json.dumps(card()))
+    return CharacterLibrary(tmp_path, max_bytes=MAX_BYTES)
+
+
+@pytest.fixture
+def client(library: CharacterLibrary) -> Iterator[TestClient]:
+    with TestClient(Starlette(routes=character_routes(library))) as test_client:
+        yield test_client
+
+
+def test_list(client: TestClient) -> None:
+    response = client.get("/v1/characters")
+    assert response.status_code == 200
+    (entry,) = response.json()["data"]
+    assert entry["id"] == "ada"
+    assert entry["name"] == "Ada"
+    assert entry["tags"] == ["clocks"]
+    assert entry["voice"] == "joe"
+    assert entry["has_avatar"] is False
+    assert entry["avatar_url"] == "/v1/characters/ada/avatar.png"
+    assert entry["description"].startswith("Ada repairs clocks.")
+    assert entry["description"].endswith("…")
+    assert len(entry["description"]) <= 201
+    assert "HIDDEN" not in response.text
+
+
+def test_get_returns_v3_json(client: TestClient) -> None:
+    response = client.get("/v1/characters/ada")
+    assert response.status_code == 200
+    assert response.json() == card()
+
+
+def test_unknown_character_is_404(client: TestClient) -> None:
+    for path in ("/v1/characters/nobody", "/v1/characters/nobody/avatar.png"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "character_not_found"
+
+
+def test_avatar_is_a_placeholder_for_json_cards(client: TestClient) -> None:
+    response = client.get("/v1/characters/ada/avatar.png")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.content == placeholder_png("Ada")
+
+
+def test_upload_json_then_export_round_trip(client: TestClient) -> None:
+    original = card("Bea", first_mes="Hi {{user}}")
+    response = client.post(
+        "/v1/characters", content=json.dumps(original), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["id"] == "bea"
+    assert response.headers["location"] == "/v1/characters/bea"
+    assert client.get("/v1/characters/bea").json() == original
+
+    as_json = client.get("/v1/characters/bea/export", params={"format": "json", "spec": "v3"})
+    assert as_json.status_code == 200
+    assert 'filename="bea.json"' in as_json.headers["content-disposition"]
+    assert json.loads(as_json.content) == original
+    as_v2 = client.get("/v1/characters/bea/export", params={"spec": "v2"}).json()
+    assert as_v2["spec"] == "chara_card_v2"
+
+    as_png = client.get("/v1/characters/bea/export", params={"format": "png"})
+    assert as_png.headers["content-type"] == "image/png"
+    assert parse_card(as_png.content).raw == original  # on a placeholder image
+
+
+def test_upload_png_keeps_its_avatar(client: TestClient, library: CharacterLibrary) -> None:
+    data = card_png(card("Cy"))
+    response = client.post(
+        "/v1/characters?id=cyrus", content=data, headers={"content-type": "image/png"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["has_avatar"] is True
+    assert (library.folder / "cyrus.png").read_bytes() == data
+    avatar = client.get("/v1/characters/cyrus/avatar.png").content
+    assert png.text_chunks(png.read_chunks(avatar)) == {}
+    exported = client.get("/v1/characters/cyrus/export?format=png").content
+    assert parse_card(exported) == parse_card(data)
+
+
+def test_upload_sniffs_octet_stream(client: TestClient) -> None:
+    response = client.post(
+        "/v1/characters",
+        content=card_png(card("Di")),
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert response.status_code == 201
+
+
+def test_duplicate_upload_is_409_unless_replaced(client: TestClient) -> None:
+    body = json.dumps(card("Ada", personality="new"))
+    headers = {"content-type": "application/json"}
+    response = client.post("/v1/characters", content=body, headers=headers)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "character_exists"
+    response = client.post("/v1/characters?replace=true", content=body, headers=headers)
+    assert response.status_code == 201
+    assert client.get("/v1/characters/ada").json()["data"]["personality"] == "new"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b"{nope", "application/json", 400, "malformed_card"),
+        (b'{"spec": "chara_card_v3", "data": {"name": 1}}', "application/json", 422, None),
+        (b'{"name": "x"}', "image/png", 400, "malformed_card"),
+        (png.solid_png(1, 1, (0, 0, 0)), "image/png", 422, "invalid_card"),
+        (b"name: x", "text/yaml", 415, "unsupported_media_type"),
+        (b"--b\r\n", "multipart/form-data; boundary=b", 415, "unsupported_media_type"),
+    ],
+)
+def test_bad_uploads(
+    client: TestClient, body: bytes, content_type: str, status: int, code: str | None
+) -> None:
+    response = client.post("/v1/characters", content=body, headers={"content-type": content_type})
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == (code or "invalid_card")
+    assert error["message"]
+    assert [entry["id"] for entry in client.get("/v1/characters").json()["data"]] == ["ada"]
+
+
+def test_bad_parameters_are_400(client: TestClient) -> None:
+    assert client.get("/v1/characters/ada/export?format=gif").status_code == 400
+    assert client.get("/v1/characters/ada/export?spec=v9").status_code == 400
+    response = client.post(
+        "/v1/characters?id=Not%20A%20Slug",
+        content=json.dumps(card("Eve")),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_id"
+
+
+def test_oversized_json_upload_is_413_by_content_length(client: TestClient) -> None:
+    body = json.dumps(card("Big", scenario="x" * MAX_BYTES))
+    response = client.post(
+        "/v1/characters", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "message": f"card is {len(body) / 1024:.1f} KiB; the limit is 4.0 KiB",
+        "code": "card_too_large",
+    }
+
+
+def test_oversized_streamed_upload_is_413(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10):
+            yield b" " * 1024
+
+    response = client.post(
+        "/v1/characters", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert "larger than the limit of 4.0 KiB" in response.json()["error"]["message"]
+
+
+def test_png_may_be_larger_than_a_json_card(client: TestClient) -> None:
+    data = png.with_text(card_png(card("Fay")), {"Comment": "x" * MAX_BYTES})
+    assert MAX_BYTES < len(data) < 4 * MAX_BYTES
+    response = client.post("/v1/characters", content=data, headers={"content-type": "image/png"})
+    assert response.status_code == 201
+    too_big = png.with_text(data, {"Comment": "x" * 4 * MAX_BYTES})
+    response = client.post("/v1/characters", content=too_big, headers={"content-type": "image/png"})
+    assert response.status_code == 413
