@@ -79,6 +79,11 @@ class FakeEngines:
         self.llm = llm
         self.tts = FakeTTS()
         self.stt = FakeSTT("hello there")
+        self.voices = [self.tts.name]
+        self.default_voice = self.tts.name
+
+    def voice(self, name: str) -> FakeTTS:
+        return self.tts
 
 
 class ManualClock:

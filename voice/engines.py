@@ -31,6 +31,19 @@ class Engines:
     llm_server: EmbeddedLlamaServer | None = None
     load_seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def voices(self) -> list[str]:
+        """Names of the voices a session may choose."""
+        return [self.tts.name]
+
+    @property
+    def default_voice(self) -> str:
+        return self.tts.name
+
+    def voice(self, name: str) -> PiperTTS:
+        """The TTS engine of voice ``name`` (one of :attr:`voices`)."""
+        return self.tts
+
     async def aclose(self) -> None:
         """Stop the embedded LLM server and the model threads. Safe to call twice."""
         await self.llm.aclose()

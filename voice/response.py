@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -78,6 +78,7 @@ class ResponseRun:
         emit: Emit,
         previous_item_id: str | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        script: str | None = None,
     ) -> None:
         self.id = new_id("resp")
         self.previous_item_id = previous_item_id
@@ -90,6 +91,7 @@ class ResponseRun:
         self._tts = tts
         self._messages = messages
         self._output = output
+        self._script = script
         self._with_audio = with_audio
         self._max_tokens = max_tokens
         self._emit = emit
@@ -171,7 +173,7 @@ class ResponseRun:
     async def _write_text(self, chunks: asyncio.Queue[str | None] | None) -> None:
         """Read the LLM stream; cut it into chunks for the TTS (or send text deltas)."""
         chunker = SentenceChunker()
-        async for delta in self._llm.stream(self._messages, max_tokens=self._max_tokens):
+        async for delta in self._text():
             if self.timings.first_text is None:
                 self.timings.first_text = self._clock()
             if chunks is None:
@@ -190,6 +192,14 @@ class ResponseRun:
             for chunk in chunker.flush():
                 await chunks.put(chunk)
             await chunks.put(None)
+
+    async def _text(self) -> AsyncIterator[str]:
+        """The reply's text as it is written: the model's stream, or the script."""
+        if self._script is not None:
+            yield self._script
+            return
+        async for delta in self._llm.stream(self._messages, max_tokens=self._max_tokens):
+            yield delta
 
     async def _speak(self, chunks: asyncio.Queue[str | None]) -> None:
         """Synthesize each chunk and send its transcript and audio."""

@@ -53,6 +53,7 @@ from openai.types.realtime.realtime_conversation_item_user_message import Conten
 from openai.types.realtime.realtime_server_event import ConversationItemRetrieved
 
 from voice.audio import AudioCodec, AudioFormatError, Float32Array, StreamResampler, codec_for
+from voice.companion import Companion, Companions, UnknownCharacterError
 from voice.config import Settings
 from voice.conversation import Conversation, Item, text_heard
 from voice.echo import EchoGuard, EchoReference
@@ -118,8 +119,20 @@ class RealtimeSession:
         emit: Emit,
         clock: Callable[[], float] = time.perf_counter,
         output: AudioOutput | None = None,
+        *,
+        companions: Companions | None = None,
+        user_id: str = "local",
+        character: str | None = None,
+        user_name: str | None = None,
     ) -> None:
         self.id = new_id("sess")
+        self.user_id = user_id
+        self._companions = companions
+        self.character = character or (companions.default_character if companions else None)
+        self.user_name = user_name
+        self.companion: Companion | None = None
+        #: Instructions the client set itself; with a character they add to her card.
+        self._client_instructions: str | None = None
         self._clock = clock
         self._engines = engines
         self._settings = settings
@@ -127,7 +140,7 @@ class RealtimeSession:
         self.conversation = Conversation()
         # Session configuration, as the client sees it.
         self.instructions = settings.instructions
-        self.voice = engines.tts.name
+        self.voice = engines.default_voice
         self.output_modalities: list[Literal["text", "audio"]] = ["audio"]
         self.max_output_tokens: int | None = None
         self.turn_detection: ServerVad | None = ServerVad(
@@ -175,11 +188,39 @@ class RealtimeSession:
         )
 
     async def start(self) -> None:
+        """Greet the client: ``session.created``, then the character's greeting, if any."""
+        error: ProtocolError | None = None
+        if self.character is not None:
+            try:
+                self.companion = await self._open_companion(self.character)
+            except ProtocolError as exc:
+                error, self.character = exc, None
         await self._emit(
             SessionCreatedEvent(
                 type="session.created", event_id=new_id("event"), session=self.describe()
             )
         )
+        if error is not None:
+            await self._emit(error.to_event())
+        await self._greet()
+
+    async def _open_companion(self, character: str) -> Companion:
+        if self._companions is None:
+            raise ProtocolError("this server has no characters", param="session.character")
+        try:
+            return await self._companions.open(
+                character, user_id=self.user_id, session_id=self.id, user_name=self.user_name
+            )
+        except UnknownCharacterError as exc:
+            raise ProtocolError(str(exc), param="session.character") from None
+
+    async def _greet(self) -> None:
+        """The companion speaks first, as in a phone call she picked up."""
+        greeting = self.companion.greeting() if self.companion else None
+        if greeting and self.companion and self.companion.voice in self._engines.voices:
+            self.voice = self.companion.voice
+        if greeting:
+            await self._create_response(script=greeting)
 
     async def aclose(self) -> None:
         """Cancel the response and every turn in flight. Safe to call twice."""
@@ -191,6 +232,10 @@ class RealtimeSession:
         response = self.response
         if response is not None and not response.done:
             await response.cancel("client_cancelled", emit=False)
+            await self._record("assistant", response.item.text)
+        if self.companion is not None:
+            companion, self.companion = self.companion, None
+            await companion.aclose()
 
     @property
     def busy_tasks(self) -> int:
@@ -225,6 +270,25 @@ class RealtimeSession:
         changes: dict[str, Any] = {}
         if "instructions" in fields:
             changes["instructions"] = update.instructions or ""
+            changes["_client_instructions"] = update.instructions or ""
+        extensions = update.model_extra or {}
+        if "user_name" in extensions:
+            name = extensions["user_name"]
+            if not isinstance(name, str) or not name.strip() or len(name) > 64:
+                raise ProtocolError(
+                    "session.user_name must be a name of 1 to 64 characters",
+                    param="session.user_name",
+                )
+            changes["user_name"] = name.strip()
+        new_character = extensions.get("character", self.character)
+        if new_character is not None and not isinstance(new_character, str):
+            raise ProtocolError("session.character must be a string", param="session.character")
+        if new_character != self.character:
+            if new_character is None:
+                changes["companion"] = None
+            else:
+                changes["companion"] = await self._open_companion(new_character)
+            changes["character"] = new_character
         if "output_modalities" in fields and update.output_modalities is not None:
             if not update.output_modalities or len(update.output_modalities) != 1:
                 raise ProtocolError(
@@ -252,13 +316,16 @@ class RealtimeSession:
                 )
             if "voice" in set_out and audio_out.voice is not None:
                 voice = audio_out.voice if isinstance(audio_out.voice, str) else None
-                if voice != self._engines.tts.name:
+                if voice not in self._engines.voices:
+                    available = ", ".join(sorted(self._engines.voices))
                     raise ProtocolError(
-                        f"unknown voice {audio_out.voice!r}; available: {self._engines.tts.name}",
+                        f"unknown voice {audio_out.voice!r}; available: {available}",
                         param="session.audio.output.voice",
                     )
                 changes["voice"] = voice
         # Everything validated: apply all or nothing.
+        if "companion" in changes and self.companion is not None:
+            self._own(self.companion.aclose(), f"memory-{self.id}")
         for name, value in changes.items():
             setattr(self, name, value)
         if "output_codec" in changes and self._fixed_output is None:
@@ -564,11 +631,22 @@ class RealtimeSession:
             )
         )  # fmt: skip
         log.debug("user turn %s transcribed in %.3f s", item.id, transcript.compute_s)
+        await self._record("user", transcript.text)
         # Speech that began while transcribing will make its own turn; answer then.
         if create_response and not self._turns.in_speech and not self._responding:
-            response = await self._create_response()
-            await response.wait()
+            await self._create_response(times=times)
+
+    async def _record(self, role: str, text: str) -> None:
+        if self.companion is not None:
+            await self.companion.record(role, text)
+
+    async def _follow(self, response: ResponseRun, times: TurnTimes | None) -> None:
+        """After a response: log its latencies, record what was heard."""
+        await response.wait()
+        if times is not None:
             self._log_turn(times, response)
+        if response.status in ("completed", "cancelled"):
+            await self._record("assistant", response.item.text)
 
     def _log_turn(self, times: TurnTimes, response: ResponseRun) -> None:
         """Per-turn stage latencies as structured fields (never the text)."""
@@ -598,22 +676,26 @@ class RealtimeSession:
         return self.response is not None and not self.response.done
 
     async def _create_response(
-        self, instructions: str | None = None, modalities: list[str] | None = None
+        self,
+        instructions: str | None = None,
+        modalities: list[str] | None = None,
+        *,
+        script: str | None = None,
+        times: TurnTimes | None = None,
     ) -> ResponseRun:
+        """Start a reply: from the model, or ``script`` spoken as is (a greeting)."""
         modalities = modalities or list(self.output_modalities)
         item = Item(
             new_id("item"), "assistant", status="in_progress", from_audio="audio" in modalities
         )
-        messages = self.conversation.messages(
-            self.instructions if instructions is None else instructions,
-            self._settings.history_turns,
-        )
+        messages = self._prompt(instructions)
         previous = self.conversation.add(item)
         self.response = ResponseRun(
             item=item,
             output_index=0,
             llm=self._engines.llm,
-            tts=self._engines.tts,
+            tts=self._engines.voice(self.voice),
+            script=script,
             messages=messages,
             output=self.output,
             with_audio="audio" in modalities,
@@ -623,7 +705,19 @@ class RealtimeSession:
             clock=self._clock,
         )
         self.response.start()
+        self._own(self._follow(self.response, times), f"follow-{self.response.id}")
         return self.response
+
+    def _prompt(self, instructions: str | None) -> list[dict[str, str]]:
+        """The model's messages: the character's prompt, or the session instructions."""
+        if self.companion is None:
+            return self.conversation.messages(
+                self.instructions if instructions is None else instructions,
+                self._settings.history_turns,
+            )
+        turns = self.conversation.messages("", self._settings.history_turns)
+        extra = instructions if instructions is not None else self._client_instructions or ""
+        return self.companion.messages(turns, extra)
 
     async def _on_response_create(self, event: Any) -> None:
         if self._responding:
@@ -776,9 +870,14 @@ class RealtimeSession:
         )
 
     def describe(self) -> RealtimeSessionCreateRequest:
-        """The effective session configuration, as sent in ``session.created/updated``."""
+        """The effective session configuration, as sent in ``session.created/updated``.
+
+        Extensions: ``character`` (the companion's id) and ``user_name``.
+        """
         return RealtimeSessionCreateRequest(
             type="realtime",
+            character=self.character,  # type: ignore[call-arg]
+            user_name=self.user_name,
             model=self._engines.llm.model,
             instructions=self.instructions,
             output_modalities=self.output_modalities,
