@@ -37,6 +37,8 @@ class ModelWorker:
         self._pending = 0
         self._lock = threading.Lock()
         self.last_wait_s = 0.0
+        #: Called (on the worker thread) with each call's wait for the worker, in seconds.
+        self.on_wait: Callable[[float], None] | None = None
 
     @property
     def pending(self) -> int:
@@ -53,6 +55,8 @@ class ModelWorker:
 
         def timed() -> T:
             self.last_wait_s = time.perf_counter() - queued_at
+            if self.on_wait is not None:
+                self.on_wait(self.last_wait_s)
             return fn(*args)
 
         future = self._executor.submit(timed)

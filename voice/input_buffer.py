@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from voice.audio import Float32Array
@@ -67,3 +69,21 @@ class InputBuffer:
     def clear(self) -> None:
         self._chunks = []
         self.start = self.end
+
+
+class ArrivalLog:
+    """When each part of the input stream arrived (clock seconds), for latency figures."""
+
+    def __init__(self, keep: int = 4096) -> None:
+        self._marks: deque[tuple[int, float]] = deque(maxlen=keep)
+
+    def mark(self, end: int, clock: float) -> None:
+        """Stream samples up to ``end`` had arrived at ``clock``."""
+        self._marks.append((end, clock))
+
+    def arrival_of(self, position: int) -> float | None:
+        """When the sample at stream ``position`` arrived (None if too old or not yet)."""
+        for end, clock in self._marks:
+            if end > position:
+                return clock
+        return None

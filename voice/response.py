@@ -92,6 +92,8 @@ class ResponseRun:
         self._messages = messages
         self._output = output
         self._script = script
+        #: Set by the session once the reply went into the companion's memory.
+        self.recorded = False
         self._with_audio = with_audio
         self._max_tokens = max_tokens
         self._emit = emit

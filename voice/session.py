@@ -60,7 +60,8 @@ from voice.echo import EchoGuard, EchoReference
 from voice.endpointing import EndpointingConfig, SpeechStarted, SpeechStopped
 from voice.engines import Engines
 from voice.inference import ModelBusyError
-from voice.input_buffer import InputBuffer, ms_to_samples, samples_to_ms
+from voice.input_buffer import ArrivalLog, InputBuffer, ms_to_samples, samples_to_ms
+from voice.metrics import Metrics
 from voice.playout import AudioOutput, WebSocketAudioOutput
 from voice.protocol import ClientEvent, ProtocolError, ServerEvent, new_id, parse_client_event
 from voice.response import ResponseRun
@@ -95,9 +96,11 @@ MIN_COMMIT_MS = 100
 class TurnTimes:
     """Session-clock marks of one user turn, for latency logs and metrics."""
 
-    speech_stopped: float | None = None
+    speech_end_arrived: float | None = None  # the last audio of the speech reached us
+    speech_stopped: float | None = None  # end of turn decided
     committed: float | None = None
     transcribed: float | None = None
+    stt_compute_s: float | None = None
 
 
 @dataclass
@@ -124,8 +127,11 @@ class RealtimeSession:
         user_id: str = "local",
         character: str | None = None,
         user_name: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.id = new_id("sess")
+        self._metrics = metrics
+        self._arrivals = ArrivalLog()
         self.user_id = user_id
         self._companions = companions
         self.character = character or (companions.default_character if companions else None)
@@ -167,7 +173,6 @@ class RealtimeSession:
         self._pending_turn = PendingTurn(new_id("item"), 0)
         #: Transcriptions started ahead of a commit (speculative, word checks), by generation.
         self._stt_jobs: dict[int, asyncio.Task[Transcript]] = {}
-        self._barge_in_paused_at: float | None = None
         # Output.
         self.response: ResponseRun | None = None
         self._turn_tasks: set[asyncio.Task[None]] = set()
@@ -230,9 +235,10 @@ class RealtimeSession:
         for task in tasks:
             await cancel_and_wait(task)
         response = self.response
-        if response is not None and not response.done:
-            await response.cancel("client_cancelled", emit=False)
-            await self._record("assistant", response.item.text)
+        if response is not None:
+            if not response.done:
+                await response.cancel("client_cancelled", emit=False)
+            await self._record_reply(response)
         if self.companion is not None:
             companion, self.companion = self.companion, None
             await companion.aclose()
@@ -416,6 +422,7 @@ class RealtimeSession:
         """Add 16 kHz input audio: buffer it and, with server VAD, take turns on it."""
         if not samples.size:
             return
+        self._arrivals.mark(self._input.end + samples.size, self._clock())
         if self._echo is not None and self._reference is not None:
             self._reference.on_input(self._input.end + samples.size, self._clock())
             samples = self._echo.process(samples, self._input.end)
@@ -480,16 +487,28 @@ class RealtimeSession:
                     )
                     self._start_stt(generation, audio)
                     self._own(self._check_words(generation, end_ms), f"check-{generation}")
-                case PauseBot():
-                    self._barge_in_paused_at = self._clock()
+                case PauseBot(onset_ms=onset_ms):
                     self.output.pause()
+                    self._barge_in_stopped(onset_ms)
                 case ResumeBot():
                     self.output.resume()
                 case InterruptBot():
+                    if not self._turns.bot_paused and self.bot_audible:
+                        self._barge_in_stopped(self._pending_turn.audio_start_ms)
                     await self.interrupt(reason="turn_detected")
 
     def _speculated(self, generation: int, job: asyncio.Task[Transcript]) -> None:
         self._turns.on_speculative(generation, _text_of(job))
+
+    def _barge_in_stopped(self, onset_ms: int) -> None:
+        """Bot audio stopped for speech that began at ``onset_ms``: how long that took."""
+        arrived = self._arrivals.arrival_of(ms_to_samples(onset_ms))
+        if arrived is None:
+            return
+        stop_s = self._clock() - arrived
+        log.info("barge-in stop %.3f s", stop_s, extra={"barge_in_stop_s": round(stop_s, 4)})
+        if self._metrics is not None:
+            self._metrics.barge_in_stop.observe(stop_s)
 
     def _start_stt(self, generation: int, audio: Float32Array) -> asyncio.Task[Transcript]:
         job = asyncio.create_task(self._engines.stt.transcribe(audio), name=f"stt-{generation}")
@@ -536,7 +555,9 @@ class RealtimeSession:
                 await self.interrupt(reason="turn_detected")
 
     async def _on_speech_stopped(self, audio_end_ms: int) -> None:
-        self._pending_turn.times.speech_stopped = self._clock()
+        times = self._pending_turn.times
+        times.speech_stopped = self._clock()
+        times.speech_end_arrived = self._arrivals.arrival_of(ms_to_samples(audio_end_ms))
         await self._emit(
             InputAudioBufferSpeechStoppedEvent(
                 type="input_audio_buffer.speech_stopped", event_id=new_id("event"),
@@ -612,6 +633,7 @@ class RealtimeSession:
             await self._emit(ProtocolError(str(exc), code="server_busy").to_event())
             return
         times.transcribed = self._clock()
+        times.stt_compute_s = transcript.compute_s
         item.text = transcript.text
         item.status = "completed"
         await self._emit(
@@ -645,29 +667,52 @@ class RealtimeSession:
         await response.wait()
         if times is not None:
             self._log_turn(times, response)
-        if response.status in ("completed", "cancelled"):
-            await self._record("assistant", response.item.text)
+        await self._record_reply(response)
+
+    async def _record_reply(self, response: ResponseRun) -> None:
+        """Record a finished reply once, as heard (a failed one was not heard at all)."""
+        if response.recorded or response.status not in ("completed", "cancelled"):
+            return
+        response.recorded = True
+        await self._record("assistant", response.item.text)
 
     def _log_turn(self, times: TurnTimes, response: ResponseRun) -> None:
-        """Per-turn stage latencies as structured fields (never the text)."""
+        """Per-turn stage latencies as structured log fields and metrics (never the text)."""
         if times.speech_stopped is None:
             return
-        origin = times.speech_stopped
+        origin = times.speech_end_arrived or times.speech_stopped
+        timings = response.timings
 
-        def since(mark: float | None) -> float | None:
-            return None if mark is None else round(mark - origin, 4)
+        def span(start: float | None, end: float | None) -> float | None:
+            return None if start is None or end is None else round(end - start, 4)
 
         fields = {
             "session": self.id,
             "response": response.id,
             "status": response.status,
-            "stt_done_s": since(times.transcribed),
-            "first_text_s": since(response.timings.first_text),
-            "first_audio_s": since(response.timings.first_audio),
-            "last_audio_s": since(response.timings.last_audio),
+            "end_of_turn_s": span(times.speech_end_arrived, times.speech_stopped),
+            "stt_s": times.stt_compute_s,
+            "stt_after_commit_s": span(times.speech_stopped, times.transcribed),
+            "llm_first_token_s": span(timings.created, timings.first_text),
+            "tts_first_audio_s": span(timings.first_text, timings.first_audio),
+            "speech_end_to_first_audio_s": span(origin, timings.first_audio),
+            "speech_end_to_last_audio_s": span(origin, timings.last_audio),
             "audio_ms": round(response.audio_sent_ms),
         }
         log.info("turn %s", " ".join(f"{k}={v}" for k, v in fields.items()), extra=fields)
+        if self._metrics is None:
+            return
+        metrics = self._metrics
+        for histogram, value in (
+            (metrics.end_of_turn_delay, fields["end_of_turn_s"]),
+            (metrics.stt, fields["stt_s"]),
+            (metrics.stt_wait_after_commit, fields["stt_after_commit_s"]),
+            (metrics.llm_first_token, fields["llm_first_token_s"]),
+            (metrics.tts_first_audio, fields["tts_first_audio_s"]),
+            (metrics.speech_end_to_first_audio, fields["speech_end_to_first_audio_s"]),
+        ):
+            if isinstance(value, float):
+                histogram.observe(value)
 
     # --- responses ------------------------------------------------------------------------
 

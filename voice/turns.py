@@ -59,7 +59,9 @@ class CommitTurn:
 
 @dataclass(frozen=True)
 class PauseBot:
-    """Stop sending bot audio now (possible interruption)."""
+    """Stop sending bot audio now (possible interruption that began at ``onset_ms``)."""
+
+    onset_ms: int
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ class TurnTaker:
             if self._paused:
                 return []
             self._paused = True
-            return [PauseBot()]
+            return [PauseBot(self._overlap_start_ms)]
         self._state = "speech"
         return [event]
 
