@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
 from openai.types.realtime import (
-    AudioTranscription,
     ConversationItemAdded,
     ConversationItemDeletedEvent,
     ConversationItemDone,
@@ -28,9 +28,6 @@ from openai.types.realtime import (
     InputAudioBufferCommittedEvent,
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
-    RealtimeAudioConfig,
-    RealtimeAudioConfigInput,
-    RealtimeAudioConfigOutput,
     RealtimeConversationItemAssistantMessage,
     RealtimeConversationItemSystemMessage,
     RealtimeConversationItemUserMessage,
@@ -41,23 +38,14 @@ from openai.types.realtime import (
 from openai.types.realtime.conversation_item_input_audio_transcription_completed_event import (
     UsageTranscriptTextUsageDuration,
 )
-from openai.types.realtime.realtime_audio_formats import AudioPCM, AudioPCMA, AudioPCMU
-from openai.types.realtime.realtime_audio_input_turn_detection import ServerVad
-from openai.types.realtime.realtime_conversation_item_assistant_message import (
-    Content as AssistantContent,
-)
-from openai.types.realtime.realtime_conversation_item_system_message import (
-    Content as SystemContent,
-)
-from openai.types.realtime.realtime_conversation_item_user_message import Content as UserContent
 from openai.types.realtime.realtime_server_event import ConversationItemRetrieved
 
-from voice.audio import AudioCodec, AudioFormatError, Float32Array, StreamResampler, codec_for
+from voice.audio import AudioFormatError, Float32Array, StreamResampler
 from voice.companion import Companion, Companions, UnknownCharacterError
 from voice.config import Settings
 from voice.conversation import Conversation, Item, text_heard
 from voice.echo import EchoGuard, EchoReference
-from voice.endpointing import EndpointingConfig, SpeechStarted, SpeechStopped
+from voice.endpointing import SpeechStarted, SpeechStopped
 from voice.engines import Engines
 from voice.inference import ModelBusyError
 from voice.input_buffer import ArrivalLog, InputBuffer, ms_to_samples, samples_to_ms
@@ -65,6 +53,7 @@ from voice.metrics import Metrics
 from voice.playout import AudioOutput, WebSocketAudioOutput
 from voice.protocol import ClientEvent, ProtocolError, ServerEvent, new_id, parse_client_event
 from voice.response import ResponseRun
+from voice.session_config import Modality, SessionConfig, check_modalities
 from voice.stt import STT_SAMPLE_RATE, Transcript
 from voice.tasks import cancel_and_wait
 from voice.turns import (
@@ -75,10 +64,10 @@ from voice.turns import (
     PauseBot,
     ResumeBot,
     StartSpeculative,
-    TurnConfig,
     TurnTaker,
 )
 from voice.vad import SileroVadStream
+from voice.wire import wire_item
 
 log = logging.getLogger(__name__)
 
@@ -134,31 +123,18 @@ class RealtimeSession:
         self._arrivals = ArrivalLog()
         self.user_id = user_id
         self._companions = companions
-        self.character = character or (companions.default_character if companions else None)
-        self.user_name = user_name
         self.companion: Companion | None = None
-        #: Instructions the client set itself; with a character they add to her card.
-        self._client_instructions: str | None = None
         self._clock = clock
         self._engines = engines
         self._settings = settings
         self._emit = emit
         self.conversation = Conversation()
-        # Session configuration, as the client sees it.
-        self.instructions = settings.instructions
-        self.voice = engines.default_voice
-        self.output_modalities: list[Literal["text", "audio"]] = ["audio"]
-        self.max_output_tokens: int | None = None
-        self.turn_detection: ServerVad | None = ServerVad(
-            type="server_vad",
-            threshold=settings.vad_threshold,
-            silence_duration_ms=settings.vad_silence_ms,
-            prefix_padding_ms=settings.vad_prefix_padding_ms,
-            create_response=True,
-            interrupt_response=True,
+        self.config = SessionConfig.defaults(
+            settings,
+            voice=engines.default_voice,
+            character=character or (companions.default_character if companions else None),
+            user_name=user_name,
         )
-        self.input_codec = codec_for("audio/pcm", 24000)
-        self.output_codec = codec_for("audio/pcm", settings.output_sample_rate)
         #: A transport with its own audio path (WebRTC) passes its sink; else audio deltas.
         self._fixed_output = output
         self.output: AudioOutput = output or self._delta_output()
@@ -167,9 +143,11 @@ class RealtimeSession:
         self._input = InputBuffer()
         self._watch_echo()
         # Input audio, at 16 kHz: the buffer holds samples [buffer_start, stream_samples).
-        self._input_resampler = StreamResampler(self.input_codec.sample_rate, STT_SAMPLE_RATE)
+        self._input_resampler = StreamResampler(
+            self.config.input_codec.sample_rate, STT_SAMPLE_RATE
+        )
         self._vad = SileroVadStream()
-        self._turns = TurnTaker(self._turn_config())
+        self._turns = TurnTaker(self.config.turn_config(settings))
         self._pending_turn = PendingTurn(new_id("item"), 0)
         #: Transcriptions started ahead of a commit (speculative, word checks), by generation.
         self._stt_jobs: dict[int, asyncio.Task[Transcript]] = {}
@@ -189,17 +167,20 @@ class RealtimeSession:
 
     def _delta_output(self) -> AudioOutput:
         return WebSocketAudioOutput(
-            self._emit, self.output_codec, lead_ms=self._settings.output_lead_ms, clock=self._clock
+            self._emit,
+            self.config.output_codec,
+            lead_ms=self._settings.output_lead_ms,
+            clock=self._clock,
         )
 
     async def start(self) -> None:
         """Greet the client: ``session.created``, then the character's greeting, if any."""
         error: ProtocolError | None = None
-        if self.character is not None:
+        if self.config.character is not None:
             try:
-                self.companion = await self._open_companion(self.character)
+                self.companion = await self._open_companion(self.config.character)
             except ProtocolError as exc:
-                error, self.character = exc, None
+                error, self.config = exc, dataclasses.replace(self.config, character=None)
         await self._emit(
             SessionCreatedEvent(
                 type="session.created", event_id=new_id("event"), session=self.describe()
@@ -214,7 +195,10 @@ class RealtimeSession:
             raise ProtocolError("this server has no characters", param="session.character")
         try:
             return await self._companions.open(
-                character, user_id=self.user_id, session_id=self.id, user_name=self.user_name
+                character,
+                user_id=self.user_id,
+                session_id=self.id,
+                user_name=self.config.user_name,
             )
         except UnknownCharacterError as exc:
             raise ProtocolError(str(exc), param="session.character") from None
@@ -223,7 +207,7 @@ class RealtimeSession:
         """The companion speaks first, as in a phone call she picked up."""
         greeting = self.companion.greeting() if self.companion else None
         if greeting and self.companion and self.companion.voice in self._engines.voices:
-            self.voice = self.companion.voice
+            self.config = dataclasses.replace(self.config, voice=self.companion.voice)
         if greeting:
             await self._create_response(script=greeting)
 
@@ -269,135 +253,27 @@ class RealtimeSession:
             raise
 
     async def _on_session_update(self, event: Any) -> None:
-        update = event.session
-        if getattr(update, "type", None) != "realtime":
-            raise ProtocolError("only 'realtime' sessions are supported", param="session.type")
-        fields = update.model_fields_set
-        changes: dict[str, Any] = {}
-        if "instructions" in fields:
-            changes["instructions"] = update.instructions or ""
-            changes["_client_instructions"] = update.instructions or ""
-        extensions = update.model_extra or {}
-        if "user_name" in extensions:
-            name = extensions["user_name"]
-            if not isinstance(name, str) or not name.strip() or len(name) > 64:
-                raise ProtocolError(
-                    "session.user_name must be a name of 1 to 64 characters",
-                    param="session.user_name",
-                )
-            changes["user_name"] = name.strip()
-        new_character = extensions.get("character", self.character)
-        if new_character is not None and not isinstance(new_character, str):
-            raise ProtocolError("session.character must be a string", param="session.character")
-        if new_character != self.character:
-            if new_character is None:
-                changes["companion"] = None
-            else:
-                changes["companion"] = await self._open_companion(new_character)
-            changes["character"] = new_character
-        if "output_modalities" in fields and update.output_modalities is not None:
-            if not update.output_modalities or len(update.output_modalities) != 1:
-                raise ProtocolError(
-                    "output_modalities must be ['audio'] or ['text']",
-                    param="session.output_modalities",
-                )
-            changes["output_modalities"] = list(update.output_modalities)
-        if "max_output_tokens" in fields:
-            value = update.max_output_tokens
-            changes["max_output_tokens"] = None if value in (None, "inf") else int(value)
-        audio = update.audio if "audio" in fields else None
-        if audio is not None and "input" in audio.model_fields_set and audio.input is not None:
-            audio_in = audio.input
-            set_in = audio_in.model_fields_set
-            if "format" in set_in and audio_in.format is not None:
-                changes["input_codec"] = _codec_from(audio_in.format, "session.audio.input.format")
-            if "turn_detection" in set_in:
-                changes["turn_detection"] = self._turn_detection_from(audio_in.turn_detection)
-        if audio is not None and "output" in audio.model_fields_set and audio.output is not None:
-            audio_out = audio.output
-            set_out = audio_out.model_fields_set
-            if "format" in set_out and audio_out.format is not None:
-                changes["output_codec"] = _codec_from(
-                    audio_out.format, "session.audio.output.format"
-                )
-            if "voice" in set_out and audio_out.voice is not None:
-                voice = audio_out.voice if isinstance(audio_out.voice, str) else None
-                if voice not in self._engines.voices:
-                    available = ", ".join(sorted(self._engines.voices))
-                    raise ProtocolError(
-                        f"unknown voice {audio_out.voice!r}; available: {available}",
-                        param="session.audio.output.voice",
-                    )
-                changes["voice"] = voice
-        # Everything validated: apply all or nothing.
-        if "companion" in changes and self.companion is not None:
+        old = self.config
+        new = old.updated(event.session, settings=self._settings, voices=self._engines.voices)
+        companion = self.companion
+        if new.character != old.character:  # may fail: then nothing was applied
+            companion = await self._open_companion(new.character) if new.character else None
+        if companion is not self.companion and self.companion is not None:
             self._own(self.companion.aclose(), f"memory-{self.id}")
-        for name, value in changes.items():
-            setattr(self, name, value)
-        if "output_codec" in changes and self._fixed_output is None:
+        self.companion, self.config = companion, new
+        if new.output_codec != old.output_codec and self._fixed_output is None:
             self.output = self._delta_output()
             self._watch_echo()
-        if "input_codec" in changes:
-            self._input_resampler = StreamResampler(self.input_codec.sample_rate, STT_SAMPLE_RATE)
-        if "turn_detection" in changes:
-            self._turns = TurnTaker(self._turn_config())
+        if new.input_codec != old.input_codec:
+            self._input_resampler = StreamResampler(new.input_codec.sample_rate, STT_SAMPLE_RATE)
+        if new.turn_detection != old.turn_detection:
+            self._turns = TurnTaker(new.turn_config(self._settings))
             self._cancel_stt_jobs()
             self._vad.reset()
         await self._emit(
             SessionUpdatedEvent(
                 type="session.updated", event_id=new_id("event"), session=self.describe()
             )
-        )
-
-    def _turn_detection_from(self, value: Any) -> ServerVad | None:
-        if value is None:
-            return None
-        if value.type != "server_vad":
-            raise ProtocolError(
-                f"turn_detection type '{value.type}' is not supported; use 'server_vad' or null",
-                param="session.audio.input.turn_detection.type",
-            )
-        merged = ServerVad(
-            type="server_vad",
-            threshold=value.threshold
-            if value.threshold is not None
-            else self._settings.vad_threshold,
-            silence_duration_ms=value.silence_duration_ms
-            if value.silence_duration_ms is not None
-            else self._settings.vad_silence_ms,
-            prefix_padding_ms=value.prefix_padding_ms
-            if value.prefix_padding_ms is not None
-            else self._settings.vad_prefix_padding_ms,
-            create_response=value.create_response if value.create_response is not None else True,
-            interrupt_response=value.interrupt_response
-            if value.interrupt_response is not None
-            else True,
-        )
-        if not 0.0 < (merged.threshold or 0) < 1.0:
-            raise ProtocolError(
-                "turn_detection.threshold must be between 0 and 1",
-                param="session.audio.input.turn_detection.threshold",
-            )
-        return merged
-
-    def _turn_config(self) -> TurnConfig:
-        vad, settings = self.turn_detection, self._settings
-        endpointing = EndpointingConfig(
-            threshold=vad.threshold if vad and vad.threshold else settings.vad_threshold,
-            silence_ms=vad.silence_duration_ms
-            if vad and vad.silence_duration_ms
-            else settings.vad_silence_ms,
-            min_speech_ms=settings.vad_min_speech_ms,
-        )
-        return TurnConfig(
-            endpointing=endpointing,
-            speculative_after_ms=settings.vad_speculative_after_ms or None,
-            hold_ms=settings.vad_hold_ms,
-            barge_in=settings.barge_in
-            if vad is None or vad.interrupt_response is not False
-            else "off",
-            barge_in_onset_ms=settings.barge_in_onset_ms,
-            barge_in_confirm_ms=settings.barge_in_confirm_ms,
         )
 
     async def _on_input_audio_buffer_append(self, event: Any) -> None:
@@ -409,11 +285,11 @@ class RealtimeSession:
                 code="invalid_base64", param="audio",
             ) from None  # fmt: skip
         try:
-            samples = self.input_codec.decode(data)
+            samples = self.config.input_codec.decode(data)
         except AudioFormatError as exc:
             raise ProtocolError(
                 f"input_audio_buffer.append: {exc} (session input format is "
-                f"{self.input_codec.name} at {self.input_codec.sample_rate} Hz)",
+                f"{self.config.input_codec.name} at {self.config.input_codec.sample_rate} Hz)",
                 code="invalid_audio_format", param="audio",
             ) from None  # fmt: skip
         await self.push_audio(self._input_resampler.process(samples))
@@ -427,14 +303,14 @@ class RealtimeSession:
             self._reference.on_input(self._input.end + samples.size, self._clock())
             samples = self._echo.process(samples, self._input.end)
         max_samples = ms_to_samples(self._settings.max_buffer_s * 1000)
-        if self.turn_detection is None and len(self._input) + samples.size > max_samples:
+        if self.config.turn_detection is None and len(self._input) + samples.size > max_samples:
             raise ProtocolError(
                 f"input audio buffer is full ({self._settings.max_buffer_s:.0f} s); "
                 "commit or clear it",
                 code="input_audio_buffer_full",
             )
         self._input.append(samples)
-        if self.turn_detection is None:
+        if self.config.turn_detection is None:
             return
         for window_start, probability in self._vad.process(samples):
             actions = self._turns.on_vad(
@@ -459,7 +335,7 @@ class RealtimeSession:
         return not response.done or self.output.played_ms() < self.output.sent_ms()
 
     def _prefix_samples(self) -> int:
-        padding = self.turn_detection.prefix_padding_ms if self.turn_detection else 0
+        padding = self.config.turn_detection.prefix_padding_ms if self.config.turn_detection else 0
         return ms_to_samples(padding or 0)
 
     async def _apply(self, actions: list[Action]) -> None:
@@ -471,7 +347,9 @@ class RealtimeSession:
                 case SpeechStopped(audio_end_ms=end_ms):
                     await self._on_speech_stopped(end_ms)
                 case CommitTurn(generation=generation):
-                    create = bool(self.turn_detection and self.turn_detection.create_response)
+                    create = bool(
+                        self.config.turn_detection and self.config.turn_detection.create_response
+                    )
                     guess = self._stt_jobs.pop(generation, None) if generation else None
                     self._cancel_stt_jobs()
                     await self._commit(self._pending_turn, create_response=create, guess=guess)
@@ -550,7 +428,7 @@ class RealtimeSession:
             )
         )  # fmt: skip
         # A reply still being prepared for the previous turn would answer too early.
-        if self.turn_detection is not None and self.turn_detection.interrupt_response:
+        if self.config.turn_detection is not None and self.config.turn_detection.interrupt_response:
             if self._responding and not self.bot_audible:
                 await self.interrupt(reason="turn_detected")
 
@@ -608,7 +486,7 @@ class RealtimeSession:
         await self._emit(
             ConversationItemAdded(
                 type="conversation.item.added", event_id=new_id("event"),
-                item=self._wire_item(item), previous_item_id=previous,
+                item=wire_item(item), previous_item_id=previous,
             )
         )  # fmt: skip
         self._own(
@@ -649,7 +527,7 @@ class RealtimeSession:
         await self._emit(
             ConversationItemDone(
                 type="conversation.item.done", event_id=new_id("event"),
-                item=self._wire_item(item),
+                item=wire_item(item),
             )
         )  # fmt: skip
         log.debug("user turn %s transcribed in %.3f s", item.id, transcript.compute_s)
@@ -723,13 +601,13 @@ class RealtimeSession:
     async def _create_response(
         self,
         instructions: str | None = None,
-        modalities: list[str] | None = None,
+        modalities: Sequence[Modality] | None = None,
         *,
         script: str | None = None,
         times: TurnTimes | None = None,
     ) -> ResponseRun:
         """Start a reply: from the model, or ``script`` spoken as is (a greeting)."""
-        modalities = modalities or list(self.output_modalities)
+        modalities = modalities or list(self.config.output_modalities)
         item = Item(
             new_id("item"), "assistant", status="in_progress", from_audio="audio" in modalities
         )
@@ -739,12 +617,12 @@ class RealtimeSession:
             item=item,
             output_index=0,
             llm=self._engines.llm,
-            tts=self._engines.voice(self.voice),
+            tts=self._engines.voice(self.config.voice),
             script=script,
             messages=messages,
             output=self.output,
             with_audio="audio" in modalities,
-            max_tokens=self.max_output_tokens,
+            max_tokens=self.config.max_output_tokens,
             emit=self._emit,
             previous_item_id=previous,
             clock=self._clock,
@@ -757,11 +635,11 @@ class RealtimeSession:
         """The model's messages: the character's prompt, or the session instructions."""
         if self.companion is None:
             return self.conversation.messages(
-                self.instructions if instructions is None else instructions,
+                self.config.instructions if instructions is None else instructions,
                 self._settings.history_turns,
             )
         turns = self.conversation.messages("", self._settings.history_turns)
-        extra = instructions if instructions is not None else self._client_instructions or ""
+        extra = instructions if instructions is not None else self.config.client_instructions or ""
         return self.companion.messages(turns, extra)
 
     async def _on_response_create(self, event: Any) -> None:
@@ -772,13 +650,10 @@ class RealtimeSession:
             )
         params = event.response
         instructions = params.instructions if params is not None else None
-        modalities = params.output_modalities if params is not None else None
-        if modalities is not None and len(modalities) != 1:
-            raise ProtocolError(
-                "output_modalities must be ['audio'] or ['text']",
-                param="response.output_modalities",
-            )
-        await self._create_response(instructions, modalities)
+        chosen = params.output_modalities if params is not None else None
+        if chosen is not None:
+            chosen = check_modalities(chosen, "response.output_modalities")
+        await self._create_response(instructions, chosen)
 
     async def _on_response_cancel(self, event: Any) -> None:
         if not self._responding:
@@ -844,7 +719,7 @@ class RealtimeSession:
             await self._emit(
                 event_cls(
                     type=f"conversation.item.{kind}", event_id=new_id("event"),  # type: ignore[arg-type]
-                    item=self._wire_item(item), previous_item_id=previous,
+                    item=wire_item(item), previous_item_id=previous,
                 )
             )  # fmt: skip
 
@@ -884,60 +759,13 @@ class RealtimeSession:
         await self._emit(
             ConversationItemRetrieved(
                 type="conversation.item.retrieved", event_id=new_id("event"),
-                item=self._wire_item(item),
+                item=wire_item(item),
             )
         )  # fmt: skip
 
-    # --- describing state on the wire --------------------------------------------------------
-
-    def _wire_item(self, item: Item) -> WireItem:
-        common: dict[str, Any] = {
-            "type": "message", "id": item.id, "object": "realtime.item", "status": item.status,
-        }  # fmt: skip
-        if item.role == "user":
-            part = (
-                UserContent(type="input_audio", transcript=item.text or None)
-                if item.from_audio
-                else UserContent(type="input_text", text=item.text)
-            )
-            return RealtimeConversationItemUserMessage(role="user", content=[part], **common)
-        if item.role == "assistant":
-            assistant_part = (
-                AssistantContent(type="output_audio", transcript=item.text)
-                if item.from_audio
-                else AssistantContent(type="output_text", text=item.text)
-            )
-            return RealtimeConversationItemAssistantMessage(
-                role="assistant", content=[assistant_part], **common
-            )
-        return RealtimeConversationItemSystemMessage(
-            role="system", content=[SystemContent(type="input_text", text=item.text)], **common
-        )
-
     def describe(self) -> RealtimeSessionCreateRequest:
-        """The effective session configuration, as sent in ``session.created/updated``.
-
-        Extensions: ``character`` (the companion's id) and ``user_name``.
-        """
-        return RealtimeSessionCreateRequest(
-            type="realtime",
-            character=self.character,  # type: ignore[call-arg]
-            user_name=self.user_name,
-            model=self._engines.llm.model,
-            instructions=self.instructions,
-            output_modalities=self.output_modalities,
-            max_output_tokens=self.max_output_tokens or "inf",
-            audio=RealtimeAudioConfig(
-                input=RealtimeAudioConfigInput(
-                    format=_format_of(self.input_codec),
-                    transcription=AudioTranscription(model="whisper", language=None),
-                    turn_detection=self.turn_detection,
-                ),
-                output=RealtimeAudioConfigOutput(
-                    format=_format_of(self.output_codec), voice=self.voice
-                ),
-            ),
-        )
+        """The effective session configuration, as sent in ``session.created/updated``."""
+        return self.config.describe(self._engines.llm.model)
 
 
 def _text_of(job: asyncio.Task[Transcript]) -> str:
@@ -959,20 +787,3 @@ async def _result_or_none(job: asyncio.Task[Transcript]) -> Transcript | None:
     if job.cancelled() or job.exception() is not None:
         return None
     return job.result()
-
-
-def _codec_from(fmt: Any, param: str) -> AudioCodec:
-    rate = getattr(fmt, "rate", None)
-    try:
-        return codec_for(fmt.type or "audio/pcm", rate)
-    except AudioFormatError as exc:
-        raise ProtocolError(str(exc), code="invalid_audio_format", param=param) from None
-
-
-def _format_of(codec: AudioCodec) -> AudioPCM | AudioPCMU | AudioPCMA:
-    if codec.name == "audio/pcmu":
-        return AudioPCMU(type="audio/pcmu")
-    if codec.name == "audio/pcma":
-        return AudioPCMA(type="audio/pcma")
-    # The GA schema only names 24 kHz; other rates (VOICE_OUTPUT_SAMPLE_RATE) are reported as is.
-    return AudioPCM.model_construct(type="audio/pcm", rate=codec.sample_rate)

@@ -28,8 +28,9 @@ class SileroVadStream:
         self.samples_seen = 0  # samples consumed into whole windows
 
     def reset(self) -> None:
-        """Start a new, unrelated stream."""
+        """Start a new, unrelated stream (positions keep counting: the stream goes on)."""
         self._vad.reset()
+        self.samples_seen += self._pending.size
         self._pending = np.zeros(0, dtype=np.float32)
 
     def process(self, samples: Float32Array) -> list[tuple[int, float]]:
