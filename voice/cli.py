@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import uvicorn
 
+from voice.bench import command as bench_command
 from voice.config import Settings, load_settings
 from voice.engines import load_engines
 from voice.server import HARD_LIMIT_FACTOR, create_app
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: settings, 8000; 0 = any free)")
     serve.add_argument("--config", help="TOML config file (same as VOICE_CONFIG_FILE)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    bench_command.configure(commands.add_parser("bench", help="measure a running server"))
     return parser
 
 
@@ -89,6 +91,8 @@ async def serve(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.command == "bench":
+        sys.exit(bench_command.run(args))
     if args.command == "serve":
         if args.config:
             os.environ["VOICE_CONFIG_FILE"] = args.config

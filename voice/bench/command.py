@@ -1,0 +1,199 @@
+"""``voice bench``: arguments, and the run from loading clips to printing tables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from voice.bench.client import ServerUnreachable, Target
+from voice.bench.clips import DEFAULT_MAX_SECONDS, ClipsError, default_clips_dir, load_clips
+from voice.bench.progress import Progress
+from voice.bench.report import BenchReport, ReportError, format_comparison, format_report
+from voice.bench.runner import BenchOptions, run_bench, total_steps
+
+DESCRIPTION = """\
+Measure a running voice server over the Realtime WebSocket protocol, as a user hears it.
+
+Each turn opens a fresh session, asks for one-sentence answers, and streams 0.3 s of
+silence, a speech clip and 1.5 s of silence at real-time pace (40 ms chunks). Every stage
+is timed on this machine's monotonic clock from the END OF USER SPEECH: the moment the
+chunk holding the clip's last speech sample was sent. That sample is found once per clip,
+offline, with Silero VAD: the end of the last 32 ms window whose speech probability is
+>= 0.5. Stages: speech_stopped, transcribed, first_text (first reply transcript delta),
+first_audio, last_audio (first/last reply audio delta), done (response.done).
+
+Barge-in tests ask for a long story, wait a seeded random 0.3-1.0 s after its first audio,
+then talk over it; they time from the clip's speech onset (same VAD, first speech window)
+to the server's speech_started (detected), to the last audio delta of the story when
+audio was still arriving after the onset (stopped), and to its cancelled response.done
+(cancelled); queued_audio is the reply audio received but not yet played (in real time
+since its first delta) at the onset: what a client must flush when speech starts.
+
+Exit status: 0 done, 1 done but some turns incomplete, 2 server unreachable or bad input,
+130 interrupted."""
+
+
+def _concurrency(text: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or N,M,...; got {text!r}") from None
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("concurrency levels must be >= 1")
+    return levels
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``voice bench`` on the sub-command's parser."""
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--url", default="ws://127.0.0.1:8000/v1", help="Realtime base URL (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        default=os.environ.get("OPENAI_API_KEY"),
+        help="sent as a bearer token (default: $OPENAI_API_KEY, if set)",
+    )
+    parser.add_argument("--model", default="voice", help="model query parameter (default: voice)")
+    parser.add_argument(
+        "--clips",
+        type=Path,
+        metavar="DIR",
+        help=f"folder of WAV clips, optional manifest.tsv with 'file' and "
+        f"'transcript' columns (default: {default_clips_dir()})",
+    )
+    parser.add_argument("--limit", type=int, metavar="N", help="use at most N clips")
+    parser.add_argument(
+        "--max-seconds",
+        metavar="S",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help="skip clips longer than this (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        metavar="N[,N...]",
+        type=_concurrency,
+        default=(1,),
+        help="simultaneous calls, or a sweep like 1,2,3 (default: 1)",
+    )
+    parser.add_argument(
+        "--repeat",
+        metavar="R",
+        type=int,
+        default=1,
+        help="say each clip R times per call (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--barge-in",
+        type=int,
+        default=3,
+        metavar="K",
+        help="barge-in tests per call (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--warmup",
+        metavar="N",
+        type=int,
+        default=1,
+        help="unmeasured turns first (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="S",
+        type=float,
+        default=90.0,
+        help="seconds to wait for a reply to finish (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of barge-in delays")
+    parser.add_argument(
+        "--json", type=Path, metavar="OUT.json", help="write all timelines and summaries here"
+    )
+    parser.add_argument(
+        "--chart", type=Path, metavar="OUT.png", help="write a PNG box plot here (matplotlib)"
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs=2,
+        metavar=("A.json", "B.json"),
+        help="print medians of two earlier runs side by side; no server",
+    )
+
+
+def _fail(message: str) -> int:
+    print(f"voice bench: {message}", file=sys.stderr)
+    return 2
+
+
+def _compare(a_path: Path, b_path: Path) -> int:
+    try:
+        a, b = BenchReport.read_json(a_path), BenchReport.read_json(b_path)
+    except ReportError as exc:
+        return _fail(str(exc))
+    print(format_comparison(a, b, str(a_path), str(b_path)))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``voice bench`` with parsed arguments; returns the exit status."""
+    if args.compare:
+        return _compare(*args.compare)
+    if min(args.barge_in, args.warmup) < 0 or min(args.repeat, args.limit or 1) < 1:
+        return _fail("--barge-in and --warmup must be >= 0, --repeat and --limit >= 1")
+    folder: Path = args.clips or default_clips_dir()
+    try:
+        clip_set = load_clips(folder, max_seconds=args.max_seconds, limit=args.limit)
+    except ClipsError as exc:
+        hint = "" if args.clips else " (pass --clips DIR)"
+        return _fail(f"{exc}{hint}")
+    options = BenchOptions(
+        concurrency=args.concurrency,
+        barge_ins=args.barge_in,
+        repeat=args.repeat,
+        seed=args.seed,
+        warmup=args.warmup,
+        turn_timeout_s=args.timeout,
+        clips_dir=str(folder),
+        max_seconds=args.max_seconds,
+        command=tuple(sys.argv[1:]),
+    )
+    clips = clip_set.clips
+    print(
+        f"{len(clips)} clips from {folder} ({len(clip_set.skipped)} skipped); "
+        f"warming up with {options.warmup} turn(s)",
+        file=sys.stderr,
+    )
+    progress = Progress(total_steps(len(clips), options), sys.stderr)
+    target = Target(args.url, args.api_key, args.model)
+    try:
+        report = asyncio.run(run_bench(target, clips, options, progress=progress))
+    except ServerUnreachable as exc:
+        progress.close()
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        progress.close()
+        print("voice bench: interrupted; connections closed, no report written", file=sys.stderr)
+        return 130
+    progress.close()
+    print(format_report(report))
+    if args.json:
+        report.write_json(args.json)
+        print(f"\nwrote {args.json}", file=sys.stderr)
+    if args.chart:
+        from voice.bench.chart import ChartUnavailable, write_chart
+
+        try:
+            write_chart(report, args.chart)
+        except ChartUnavailable as exc:
+            return _fail(str(exc))
+        print(f"wrote {args.chart}", file=sys.stderr)
+    incomplete = any(not turn.complete for level in report.levels for turn in level.turns) or any(
+        b.outcome == "incomplete" for level in report.levels for b in level.barge_ins
+    )
+    return 1 if incomplete else 0

@@ -1,0 +1,232 @@
+"""The two scripted conversations the bench measures: a spoken turn, and a barge-in.
+
+Audio is sent as a microphone would: 40 ms ``input_audio_buffer.append`` chunks, each sent
+when its last sample would have been captured, on a schedule computed from the start
+(``loop.time()``), so a late chunk does not delay the ones after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from openai.types.realtime import (
+    ConversationItemCreateEvent,
+    InputAudioBufferAppendEvent,
+    RealtimeConversationItemUserMessage,
+    RealtimeSessionCreateRequest,
+    ResponseCreateEvent,
+    SessionUpdateEvent,
+)
+from openai.types.realtime.realtime_conversation_item_user_message import Content
+
+from voice.audio import Float32Array, float_to_pcm16, resample
+from voice.bench.client import CallClosed, Clock, RealtimeCall, Target, has_event, open_call
+from voice.bench.clips import BenchClip
+from voice.bench.timeline import (
+    AUDIO_DELTA,
+    ERROR,
+    RESPONSE_DONE,
+    SPEECH_STOPPED,
+    BargeInTimeline,
+    Observation,
+    TurnTimeline,
+    barge_in_from_observations,
+    turn_from_observations,
+    turn_settled,
+)
+from voice.vad import VAD_SAMPLE_RATE
+
+WIRE_RATE = 24000  # the session's default input format, audio/pcm at 24 kHz
+CHUNK_MS = 40
+CHUNK_SAMPLES = VAD_SAMPLE_RATE * CHUNK_MS // 1000  # per chunk, at 16 kHz
+LEAD_SILENCE_S = 0.3
+TAIL_SILENCE_S = 1.5
+BARGE_IN_TAIL_S = 1.0
+SETUP_TIMEOUT_S = 10.0
+#: After the last audio is sent, the server's VAD must have ended the turn within this.
+SPEECH_STOPPED_TIMEOUT_S = 5.0
+
+TURN_INSTRUCTIONS = "You are a helpful companion. Answer in one short sentence."
+STORY_INSTRUCTIONS = "You are a storyteller. Tell long, detailed stories in plain speech."
+STORY_PROMPT = "Tell me a long story about a lighthouse keeper and a storm, with many details."
+
+
+class TurnFailed(Exception):
+    """The script could not go on (an error event, or a step that never happened)."""
+
+
+@dataclass(frozen=True)
+class AudioPlan:
+    """Ready-to-send append messages, and the index of the chunk holding the marked sample."""
+
+    messages: tuple[str, ...]
+    mark_chunk: int
+
+
+def plan_audio(samples_16k: Float32Array, mark_sample: int) -> AudioPlan:
+    wire = float_to_pcm16(resample(samples_16k, VAD_SAMPLE_RATE, WIRE_RATE))
+    step = WIRE_RATE * 2 * CHUNK_MS // 1000
+    messages = tuple(
+        InputAudioBufferAppendEvent(
+            type="input_audio_buffer.append",
+            audio=_b64(wire[offset : offset + step]),
+        ).model_dump_json(exclude_unset=True)
+        for offset in range(0, len(wire), step)
+    )
+    return AudioPlan(messages, min(mark_sample // CHUNK_SAMPLES, len(messages) - 1))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _silence(seconds: float) -> Float32Array:
+    return np.zeros(round(seconds * VAD_SAMPLE_RATE), dtype=np.float32)
+
+
+def turn_audio(clip: BenchClip) -> AudioPlan:
+    """Lead silence, the clip, tail silence; marked at the clip's last speech sample."""
+    lead = _silence(LEAD_SILENCE_S)
+    samples = np.concatenate([lead, clip.samples, _silence(TAIL_SILENCE_S)])
+    return plan_audio(samples, lead.size + clip.speech_end - 1)
+
+
+def barge_in_audio(clip: BenchClip) -> AudioPlan:
+    """The clip and a little silence; marked at the clip's first speech sample."""
+    return plan_audio(np.concatenate([clip.samples, _silence(BARGE_IN_TAIL_S)]), clip.speech_start)
+
+
+async def stream_audio(call: RealtimeCall, plan: AudioPlan) -> float:
+    """Send ``plan`` at real-time pace; return when its marked chunk was sent (call clock)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    marked: float | None = None
+    for index, message in enumerate(plan.messages):
+        delay = started + (index + 1) * CHUNK_MS / 1000 - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await call.send_text(message)
+        if index == plan.mark_chunk:
+            marked = call.clock()
+    return call.clock() if marked is None else marked
+
+
+async def _expect(call: RealtimeCall, event_type: str, timeout: float) -> Observation:
+    try:
+        found = await call.wait_for(has_event(event_type), timeout)
+    except TimeoutError:
+        raise TurnFailed(f"no {event_type} within {timeout:g} s") from None
+    if found.type == ERROR:
+        raise TurnFailed(f"server error while waiting for {event_type}: {found.detail}")
+    return found
+
+
+async def _configure(call: RealtimeCall, instructions: str) -> None:
+    await _expect(call, "session.created", SETUP_TIMEOUT_S)
+    await call.send(
+        SessionUpdateEvent(
+            type="session.update",
+            session=RealtimeSessionCreateRequest(type="realtime", instructions=instructions),
+        )
+    )
+    await _expect(call, "session.updated", SETUP_TIMEOUT_S)
+
+
+def _speech_stopped_or_error(observations: Sequence[Observation]) -> bool:
+    return any(o.type in (SPEECH_STOPPED, ERROR) for o in observations)
+
+
+async def run_turn(
+    target: Target,
+    clip: BenchClip,
+    plan: AudioPlan,
+    call_index: int,
+    *,
+    timeout: float,
+    clock: Clock,
+) -> TurnTimeline:
+    """One fresh session: say ``clip``, wait for the whole reply; never raises for a bad turn.
+
+    Server errors, timeouts and a dropped connection end the turn early and are listed in
+    its ``errors``; only an unreachable server (``ServerUnreachable``) is raised.
+    """
+    problem: str | None = None
+    t0: float | None = None
+    async with open_call(target, clock) as call:
+        try:
+            await _configure(call, TURN_INSTRUCTIONS)
+            t0 = await stream_audio(call, plan)
+            try:
+                await call.wait_for(_speech_stopped_or_error, SPEECH_STOPPED_TIMEOUT_S)
+                await call.wait_for(turn_settled, timeout)
+            except TimeoutError:
+                problem = f"the reply did not finish within {timeout:g} s"
+        except (TurnFailed, CallClosed) as exc:
+            problem = str(exc)
+        observations = list(call.observations)
+        schema_errors = list(call.schema_errors)
+        t0 = clock() if t0 is None else t0
+    turn = turn_from_observations(clip.name, call_index, t0, observations, clip.transcript)
+    turn.errors += schema_errors + ([problem] if problem else [])
+    return turn
+
+
+def _response_done(response_id: str | None) -> Callable[[Sequence[Observation]], bool]:
+    def done(observations: Sequence[Observation]) -> bool:
+        return any(
+            o.type == ERROR or (o.type == RESPONSE_DONE and o.response_id == response_id)
+            for o in observations
+        )
+
+    return done
+
+
+async def run_barge_in(
+    target: Target,
+    clip: BenchClip,
+    plan: AudioPlan,
+    call_index: int,
+    *,
+    delay_s: float,
+    timeout: float,
+    clock: Clock,
+) -> BargeInTimeline:
+    """Ask for a long story; ``delay_s`` after its first audio, talk over it with ``clip``."""
+    problem: str | None = None
+    onset: float | None = None
+    response_id: str | None = None
+    async with open_call(target, clock) as call:
+        try:
+            await _configure(call, STORY_INSTRUCTIONS)
+            await call.send(
+                ConversationItemCreateEvent(
+                    type="conversation.item.create",
+                    item=RealtimeConversationItemUserMessage(
+                        type="message",
+                        role="user",
+                        content=[Content(type="input_text", text=STORY_PROMPT)],
+                    ),
+                )
+            )
+            await call.send(ResponseCreateEvent(type="response.create"))
+            response_id = (await _expect(call, AUDIO_DELTA, timeout)).response_id
+            await asyncio.sleep(delay_s)
+            onset = await stream_audio(call, plan)
+            try:
+                await call.wait_for(_response_done(response_id), timeout)
+            except TimeoutError:
+                problem = f"the interrupted reply did not end within {timeout:g} s"
+        except (TurnFailed, CallClosed) as exc:
+            problem = str(exc)
+        observations = list(call.observations)
+        schema_errors = list(call.schema_errors)
+        onset = clock() if onset is None else onset
+    result = barge_in_from_observations(
+        clip.name, call_index, round(delay_s, 3), onset, observations, response_id
+    )
+    result.errors += schema_errors + ([problem] if problem else [])
+    return result
