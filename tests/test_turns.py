@@ -183,6 +183,7 @@ def test_bot_finishing_during_overlap_turns_it_into_a_plain_turn() -> None:
 
 def test_word_checks_and_trailing_off() -> None:
     assert not is_meaningful("Yeah. Mm-hmm, okay.")
+    assert not is_meaningful("M-H-M. Hmmm.")
     assert not is_meaningful("")
     assert is_meaningful("Wait, what?")
     assert trails_off("and then I")

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     )
     stt_compute_type: str = Field("int8", description="CTranslate2 compute type on the CPU.")
     stt_threads: int = Field(2, ge=1, description="CPU threads CTranslate2 may use.")
+    stt_window_s: float = Field(
+        8.0,
+        ge=0,
+        le=30,
+        description="Utterances shorter than this are encoded in a window this long instead "
+        "of Whisper's 30 s (about 4x faster); 0 always uses 30 s windows.",
+    )
 
     # --- voice activity detection and endpointing ----------------------------------
     vad_threshold: float = Field(
@@ -124,6 +131,20 @@ class Settings(BaseSettings):
     )
     tts_voice_config: Path | None = Field(
         None, description="The voice's .onnx.json; default: the model path plus '.json'."
+    )
+    voices_dir: Path = Field(
+        Path("voices"),
+        description="Folder of voice presets (*.toml: engine, model, speaker, speed, volume, "
+        "sentence pause), checked at start; a bad preset stops the server. The built-in "
+        "'joe' preset exists even without the folder.",
+    )
+    default_voice: str = Field(
+        "joe", description="Voice preset a session speaks with unless it asks for another."
+    )
+    delivery_rules_file: Path | None = Field(
+        None,
+        description="TOML mapping stage directions (*laughs*, [sighs]) to prosody and setting "
+        "pause lengths. Default: voice/delivery/prosody.toml shipped with the server.",
     )
 
     # --- sessions -----------------------------------------------------------------------

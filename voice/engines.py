@@ -99,6 +99,7 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
             language=settings.stt_language,
             compute_type=settings.stt_compute_type,
             threads=settings.stt_threads,
+            window_s=settings.stt_window_s,
         ),
     )
 

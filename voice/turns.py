@@ -114,9 +114,14 @@ def normalized_words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+(?:[-'][a-z0-9]+)*", text)
 
 
+_HUM = re.compile(r"^[hmnu]+(?:-[hmnu]+)*$")  # mm, hmm, mhm, m-h-m, uh-huh's relatives
+
+
 def is_meaningful(text: str, backchannels: frozenset[str] = BACKCHANNELS) -> bool:
-    """Whether ``text`` holds any word that is not a backchannel or filler."""
-    return any(word not in backchannels for word in normalized_words(text))
+    """Whether ``text`` holds any word that is not a backchannel, filler or hum."""
+    return any(
+        word not in backchannels and not _HUM.match(word) for word in normalized_words(text)
+    )
 
 
 def trails_off(text: str) -> bool:
