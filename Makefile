@@ -33,7 +33,7 @@ serve: install
 	$(BIN)/voice serve
 
 lint: install
-	$(BIN)/ruff check voice tests
+	$(BIN)/ruff check voice tests scripts
 	$(BIN)/mypy
 
 test: lint

@@ -79,9 +79,7 @@ async def test_backchannels_do_not_kill_the_reply(server: ServerProcess) -> None
         assert run.first_bot_audio_s is not None
         assert not log.of_type("input_audio_buffer.speech_started")
         assert not [
-            event
-            for event in log.of_type("response.done")
-            if event.response.status == "cancelled"
+            event for event in log.of_type("response.done") if event.response.status == "cancelled"
         ]
         # The reply kept playing after the last backchannel.
         last_onset_tick = int(run.utterance_onsets_s[-1] * 1000 / 40)

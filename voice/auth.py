@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import logging
 import os
 import secrets
@@ -86,12 +87,21 @@ def presented_key(
 class Authenticator:
     """Maps presented API keys to user ids."""
 
-    def __init__(self, keys: Mapping[str, str], *, local_key: str | None = None) -> None:
+    def __init__(
+        self,
+        keys: Mapping[str, str],
+        *,
+        local_key: str | None = None,
+        trust_loopback: bool = False,
+    ) -> None:
         if not keys:
             raise ValueError("an Authenticator needs at least one API key")
         self._digests = [(_digest(key), user) for key, user in keys.items()]
         #: The generated single-user key (for printing at start), or ``None``.
         self.local_key = local_key
+        #: Single-user mode only: a client on this machine that presents no key at all is
+        #: the local user (the browser client served at ``/`` has no key to present).
+        self.trust_loopback = trust_loopback and local_key is not None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
@@ -99,7 +109,7 @@ class Authenticator:
         if settings.api_keys:
             return cls(settings.api_keys)
         key = load_or_create_local_key(settings.data_dir)
-        return cls({key: LOCAL_USER}, local_key=key)
+        return cls({key: LOCAL_USER}, local_key=key, trust_loopback=settings.trust_loopback)
 
     def user_for_key(self, key: str | None) -> str | None:
         """The user id ``key`` belongs to, or ``None``; runs in constant time."""
@@ -128,13 +138,23 @@ class Authenticator:
         ends up in logs and browser history. The subprotocol and ``?api_key=`` forms are
         for WebSocket handshakes, where browsers cannot set headers.
         """
-        if connection.scope["type"] != "websocket":
-            return self.user_for(connection.headers.get("authorization"), None)
-        return self.user_for(
-            connection.headers.get("authorization"),
-            connection.query_params.get("api_key"),
-            connection.scope.get("subprotocols", ()),
-        )
+        websocket = connection.scope["type"] == "websocket"
+        authorization = connection.headers.get("authorization")
+        query_key = connection.query_params.get("api_key") if websocket else None
+        subprotocols = connection.scope.get("subprotocols", ()) if websocket else ()
+        if presented_key(authorization, query_key, subprotocols) is None and self._loopback(
+            connection
+        ):
+            return LOCAL_USER
+        return self.user_for(authorization, query_key, subprotocols)
+
+    def _loopback(self, connection: HTTPConnection) -> bool:
+        if not self.trust_loopback or connection.client is None:
+            return False
+        try:
+            return ipaddress.ip_address(connection.client.host).is_loopback
+        except ValueError:
+            return False
 
 
 def accepted_subprotocol(websocket: WebSocket) -> str | None:

@@ -19,6 +19,7 @@ from voice.bench import command as bench_command
 from voice.config import Settings, load_settings
 from voice.engines import load_engines
 from voice.server import HARD_LIMIT_FACTOR, create_app
+from voice.services import Services
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,8 +67,10 @@ async def serve(settings: Settings) -> None:
     sock.listen(2048)  # from "ready" on, connections wait in the backlog, never refused
     print("loading models", file=sys.stderr, flush=True)
     engines = await load_engines(settings)
+    services: Services | None = None
     try:
-        app = create_app(settings, engines)
+        services = await Services.start(settings, engines)
+        app = create_app(settings, engines, services)
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -84,8 +87,24 @@ async def serve(settings: Settings) -> None:
             file=sys.stderr,
             flush=True,
         )
+        print(
+            f"web client: http://{shown_host}:{port}/   characters: "
+            + (", ".join(entry.id for entry in services.library.list()) or "none"),
+            file=sys.stderr,
+            flush=True,
+        )
+        if services.auth.local_key:
+            print(
+                f"API key of the local user: {services.auth.local_key} "
+                f"(in {settings.data_dir / 'local-api-key'}; "
+                + ("clients on this machine may omit it)" if services.auth.trust_loopback else ")"),
+                file=sys.stderr,
+                flush=True,
+            )
         await server.serve(sockets=[sock])
     finally:
+        if services is not None:
+            await services.aclose()
         await engines.aclose()
 
 
@@ -106,8 +125,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             level=args.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        # The HTTP client logs every request (to the LLM) at info level.
-        for noisy in ("httpx", "httpx2", "httpcore", "httpcore2"):
+        # The HTTP client logs every request, aioice every ICE check (with addresses).
+        for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "aioice"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         try:
             asyncio.run(serve(settings))

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         64, ge=32, le=1000, description="Speech over the bot that pauses it."
     )
     barge_in_confirm_ms: int = Field(
-        600,
+        1000,
         ge=64,
         le=5000,
         description="Speech over the bot this long interrupts without waiting for its words.",
@@ -221,6 +221,12 @@ class Settings(BaseSettings):
         description='API key -> user id, as JSON in VOICE_API_KEYS (e.g. {"key1": "alice"}). '
         "Empty: one local key, generated into data_dir/local-api-key, for the user 'local'.",
     )
+    trust_loopback: bool = Field(
+        True,
+        description="Without api_keys: a client on this machine that presents no key is the "
+        "local user (so the browser client at / works on localhost). Remote clients always "
+        "need the key.",
+    )
     memory_key: str | None = Field(
         None,
         repr=False,
@@ -234,7 +240,7 @@ class Settings(BaseSettings):
         8, ge=1, description="Update a user's memory every this many user turns, and at the end."
     )
 
-    @field_validator("stt_language", "llm_base_url", mode="before")
+    @field_validator("stt_language", "llm_base_url", "default_character", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

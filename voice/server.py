@@ -1,21 +1,42 @@
-"""HTTP and WebSocket front: ``/v1/realtime`` (Realtime API over WebSocket) and ``/health``."""
+"""HTTP, WebSocket and WebRTC front of the server.
+
+``/v1/realtime`` (Realtime API over WebSocket), ``/v1/realtime/calls`` (WebRTC signalling),
+the web client at ``/``, and ``/health``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from voice.auth import (
+    Authenticator,
+    accepted_subprotocol,
+    reject_websocket,
+    unauthorized_response,
+)
+from voice.characters.api import character_routes
 from voice.config import Settings
 from voice.engines import Engines
+from voice.memory.api import memory_routes
+from voice.playout import AudioOutput, Emit
 from voice.protocol import ProtocolError, ServerEvent, dump_server_event
+from voice.services import Services
 from voice.session import RealtimeSession
+from voice.webrtc import CallManager, webrtc_routes
+from voice.webrtc.call import SessionFactory
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +78,45 @@ class WebSocketTransport:
                 self.closed = True
 
 
-def create_app(settings: Settings, engines: Engines) -> Starlette:
-    """The ASGI application, serving sessions on already loaded ``engines``."""
+def create_app(settings: Settings, engines: Engines, services: Services) -> Starlette:
+    """The ASGI application, serving sessions on loaded ``engines`` and ``services``."""
     registry = SessionRegistry()
+    calls = CallManager(settings, registry.sessions)
+
+    def new_session(
+        connection: HTTPConnection, user: str, emit: Emit, output: AudioOutput | None = None
+    ) -> RealtimeSession:
+        """A session for ``user``; ``?character=`` and ``?user_name=`` pick who talks."""
+        return RealtimeSession(
+            engines,
+            settings,
+            emit,
+            output=output,
+            companions=services.companions,
+            user_id=user,
+            character=connection.query_params.get("character") or None,
+            user_name=connection.query_params.get("user_name") or None,
+            metrics=services.metrics,
+        )
+
+    def call_factory(request: Request, user: str) -> SessionFactory:
+        return lambda emit, output: new_session(request, user, emit, output)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await calls.aclose()  # sessions live in memory only: none outlives the server
 
     async def realtime(websocket: WebSocket) -> None:
-        await websocket.accept()
+        user = services.auth.user_for_connection(websocket)
+        if user is None:
+            await reject_websocket(websocket)
+            return
+        await websocket.accept(subprotocol=accepted_subprotocol(websocket))
         transport = WebSocketTransport(websocket)
-        session = RealtimeSession(engines, settings, transport.emit)
+        session = new_session(websocket, user, transport.emit)
         registry.sessions.add(session)
         log.info("session %s connected", session.id)
         try:
@@ -92,26 +144,69 @@ def create_app(settings: Settings, engines: Engines) -> Starlette:
             "models": {
                 "vad": "silero",
                 "stt": "ready",
-                "tts": engines.tts.name,
+                "tts": engines.voices.names,
                 "llm": {"base_url": engines.llm.base_url, "model": engines.llm.model},
             },
             "model_queues": {
                 "stt": engines.stt.worker.pending,
-                "tts": engines.tts.worker.pending,
+                "tts": engines.tts_pending,
             },
             "llm_server_pid": engines.llm_server.pid if engines.llm_server else None,
             **registry.summary(),
+            "webrtc_calls": len(calls.calls),
         }
         return JSONResponse(body)
+
+    async def metrics(request: Request) -> Response:
+        services.metrics.active_sessions.set(len(registry.sessions))
+        return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     app = Starlette(
         routes=[
             Route("/health", health),
+            Route("/metrics", metrics),
             WebSocketRoute("/v1/realtime", realtime),
-        ]
+            *webrtc_routes(
+                calls,
+                settings,
+                identify=services.auth.user_for_connection,
+                session_factory=call_factory,
+            ),
+            *_authenticated(character_routes(services.library), services.auth),
+            *memory_routes(services.store, services.auth),
+            *_webclient_routes(settings),  # last: it answers every other path
+        ],
+        lifespan=lifespan,
     )
     app.state.registry = registry
     return app
+
+
+def _authenticated(routes: list[Route], auth: Authenticator) -> list[Route]:
+    """The same routes, answering 401 to requests without a valid API key."""
+
+    def guard(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+        async def guarded(request: Request) -> Response:
+            if auth.user_for_connection(request) is None:
+                return unauthorized_response()
+            return await endpoint(request)
+
+        return guarded
+
+    return [
+        Route(route.path, guard(route.endpoint), methods=route.methods, name=route.name)
+        for route in routes
+    ]
+
+
+def _webclient_routes(settings: Settings) -> list[BaseRoute]:
+    """The browser client's static files at ``/``, if its folder is found."""
+    candidates = [Path(__file__).resolve().parents[1] / "webclient", Path.cwd() / "webclient"]
+    folder = settings.webclient_dir or next((p for p in candidates if p.is_dir()), None)
+    if folder is None or not folder.is_dir():
+        log.warning("web client folder not found (%s); / is not served", folder or candidates[0])
+        return []
+    return [Mount("/", StaticFiles(directory=folder, html=True), name="webclient")]
 
 
 async def _serve_messages(

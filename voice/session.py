@@ -671,9 +671,10 @@ class RealtimeSession:
             return
         if not response.done:
             await response.cancel(reason)
-            await self._report_truncation(response.item)
+            await self._report_truncation(response.item, response.played_ms())
             return
         # Generation finished, but the client may still be playing the audio we sent.
+        await self.output.clear()
         played = response.played_ms()
         if response.item.segments and played < response.audio_sent_ms:
             response.item.text = text_heard(response.item.segments, played)

@@ -104,7 +104,7 @@ class TurnConfig:
     hold_ms: int = 0
     barge_in: Literal["pause", "immediate", "off"] = "pause"
     barge_in_onset_ms: int = 64
-    barge_in_confirm_ms: int = 600
+    barge_in_confirm_ms: int = 1000
     backchannels: frozenset[str] = BACKCHANNELS
 
 
@@ -119,9 +119,7 @@ _HUM = re.compile(r"^[hmnu]+(?:-[hmnu]+)*$")  # mm, hmm, mhm, m-h-m, uh-huh's re
 
 def is_meaningful(text: str, backchannels: frozenset[str] = BACKCHANNELS) -> bool:
     """Whether ``text`` holds any word that is not a backchannel, filler or hum."""
-    return any(
-        word not in backchannels and not _HUM.match(word) for word in normalized_words(text)
-    )
+    return any(word not in backchannels and not _HUM.match(word) for word in normalized_words(text))
 
 
 def trails_off(text: str) -> bool:

@@ -1,0 +1,160 @@
+"""Turn-taking benchmark: false interruptions from echo and backchannels, and barge-in under
+echo, against a running server. Prints rates and medians; asserts nothing.
+
+    .venv/bin/python scripts/bench_turn_taking.py --url ws://127.0.0.1:8000/v1 --trials 5
+
+Each trial is a fresh session: the user asks for a long story, and a simulated phone with
+no echo cancellation (tests/phone_sim.py) plays the reply while its microphone hears it
+again (delayed, attenuated), plus, depending on the scenario, nothing, a backchannel or
+cough, or a real interruption (a clip from ../shared/speech).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.phone_sim import LoopbackPhone, Utterance  # noqa: E402
+from tests.realtime_helpers import WIRE_RATE, EventLog, realtime  # noqa: E402
+from voice.audio import read_wav_mono, resample  # noqa: E402
+from voice.tts import PiperTTS, default_piper_voice  # noqa: E402
+from voice.vad import SileroVadStream  # noqa: E402
+
+ECHO_PATHS = [(40, -10.0), (120, -18.0), (200, -25.0)]
+STORY = "Tell me a long story about a fox who learns to sail, with many details."
+
+
+async def ask(log: EventLog) -> None:
+    await log.connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": STORY}]}
+    )
+    await log.connection.response.create()
+
+
+def cancelled_by_turn(log: EventLog) -> bool:
+    return any(
+        event.response.status == "cancelled"
+        and event.response.status_details.reason == "turn_detected"
+        for event in log.of_type("response.done")
+    )
+
+
+async def echo_only(url: str, delay: int, db: float) -> bool:
+    """True when the bot interrupted itself (a false interruption)."""
+    async with realtime(url) as log:
+        await ask(log)
+        await LoopbackPhone(log, delay_ms=delay, echo_db=db).run(6.0, [])
+        return bool(log.of_type("input_audio_buffer.speech_started")) or cancelled_by_turn(log)
+
+
+def speech_onset_ms(samples_16k: np.ndarray) -> float:
+    """Where speech starts in a clip: the first Silero window with probability >= 0.5."""
+    for start, probability in SileroVadStream().process(samples_16k):
+        if probability >= 0.5:
+            return start * 1000 / 16000
+    return 0.0
+
+
+async def echo_and_user(
+    url: str, delay: int, db: float, clip: np.ndarray, clip_onset_ms: float
+) -> tuple[bool, float | None]:
+    """(caught, speech onset -> phone quiet in ms) for a real interruption under echo."""
+    async with realtime(url) as log:
+        await ask(log)
+        phone = LoopbackPhone(log, delay_ms=delay, echo_db=db)
+        run = await phone.run(5.0, [Utterance(at_s=2.5, samples=clip)])
+        said_at = run.utterance_onsets_s[0] * 1000 if run.utterance_onsets_s else None
+        onset_ms = None if said_at is None else said_at + clip_onset_ms
+        starts = log.of_type("input_audio_buffer.speech_started")
+        caught = (
+            bool(starts)
+            and onset_ms is not None
+            and all(e.audio_start_ms >= onset_ms - 100 for e in starts)
+        )
+        # When the phone went quiet after the onset (three silent 40 ms ticks in a row);
+        # the reply to the interruption comes later and is not counted.
+        if onset_ms is None:
+            return caught, None
+        onset_tick = int(onset_ms / 40)
+        quiet = [bool(np.abs(chunk).max() <= 1e-3) for chunk in run.played]
+        for tick in range(onset_tick, len(quiet) - 2):
+            if quiet[tick] and quiet[tick + 1] and quiet[tick + 2]:
+                return caught, (tick - onset_tick) * 40.0
+        return caught, None
+
+
+async def backchannel(url: str, sound: np.ndarray) -> bool:
+    """True when a backchannel or noise killed the reply (a false interruption)."""
+    async with realtime(url) as log:
+        await ask(log)
+        await LoopbackPhone(log, delay_ms=0, echo_db=None).run(5.0, [Utterance(2.0, sound)])
+        return cancelled_by_turn(log)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="ws://127.0.0.1:8000/v1")
+    parser.add_argument("--trials", type=int, default=5, help="trials per echo path / sound")
+    args = parser.parse_args()
+
+    clip16, _ = read_wav_mono(REPO.parent / "shared" / "speech" / "ps_goforward.wav")
+    clip = resample(clip16, 16000, WIRE_RATE)
+    clip_onset = speech_onset_ms(clip16)
+    piper = PiperTTS(*default_piper_voice())
+    sounds = {
+        "mm-hmm": 0.5 * resample(await piper.synthesize("Mm-hmm."), piper.sample_rate, WIRE_RATE),
+        "yeah": 0.5 * resample(await piper.synthesize("Yeah."), piper.sample_rate, WIRE_RATE),
+        "uh-huh": 0.5 * resample(await piper.synthesize("Uh-huh."), piper.sample_rate, WIRE_RATE),
+        "cough": (np.random.default_rng(7).standard_normal(WIRE_RATE // 6) * 0.1).astype(
+            np.float32
+        ),
+    }
+    piper.close()
+
+    total_false = total = 0
+    for delay, db in ECHO_PATHS:
+        false = 0
+        for trial in range(args.trials):
+            false += await echo_only(args.url, delay, db)
+            print(f"echo {delay} ms {db} dB trial {trial + 1}/{args.trials}", file=sys.stderr)
+        total_false += false
+        total += args.trials
+        print(f"echo only  {delay:3d} ms {db:5.1f} dB: false interruptions {false}/{args.trials}")
+    print(f"echo only, all paths: false interruption rate {total_false}/{total}")
+
+    stops: list[float] = []
+    caught = attempts = 0
+    for delay, db in ECHO_PATHS:
+        for _ in range(args.trials):
+            ok, stop = await echo_and_user(args.url, delay, db, clip, clip_onset)
+            attempts += 1
+            caught += ok
+            if stop is not None:
+                stops.append(stop)
+    print(f"echo + real interruption: caught {caught}/{attempts}")
+    if stops:
+        print(
+            "  speech onset -> phone quiet (ms, 40 ms ticks; includes the audio the phone had "
+            "buffered and played on until it ran dry or speech_started cleared it): "
+            f"median {statistics.median(stops):.0f}, max {max(stops):.0f}, n={len(stops)}"
+        )
+
+    false = tried = 0
+    for name, sound in sounds.items():
+        killed = sum([await backchannel(args.url, sound) for _ in range(args.trials)])
+        false += killed
+        tried += args.trials
+        print(f"backchannel {name:7}: false interruptions {killed}/{args.trials}")
+    print(f"backchannels, all: false interruption rate {false}/{tried}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
