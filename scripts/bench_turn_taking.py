@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ from voice.audio import read_wav_mono, resample  # noqa: E402
 from voice.tts import PiperTTS, default_piper_voice  # noqa: E402
 from voice.vad import SileroVadStream  # noqa: E402
 
+#: The server's key (--api-key); empty works on the server's own machine in single-user mode.
+API_KEY = ""
 ECHO_PATHS = [(40, -10.0), (120, -18.0), (200, -25.0)]
 STORY = "Tell me a long story about a fox who learns to sail, with many details."
 
@@ -49,7 +52,7 @@ def cancelled_by_turn(log: EventLog) -> bool:
 
 async def echo_only(url: str, delay: int, db: float) -> bool:
     """True when the bot interrupted itself (a false interruption)."""
-    async with realtime(url) as log:
+    async with realtime(url, API_KEY) as log:
         await ask(log)
         await LoopbackPhone(log, delay_ms=delay, echo_db=db).run(6.0, [])
         return bool(log.of_type("input_audio_buffer.speech_started")) or cancelled_by_turn(log)
@@ -67,7 +70,7 @@ async def echo_and_user(
     url: str, delay: int, db: float, clip: np.ndarray, clip_onset_ms: float
 ) -> tuple[bool, float | None]:
     """(caught, speech onset -> phone quiet in ms) for a real interruption under echo."""
-    async with realtime(url) as log:
+    async with realtime(url, API_KEY) as log:
         await ask(log)
         phone = LoopbackPhone(log, delay_ms=delay, echo_db=db)
         run = await phone.run(5.0, [Utterance(at_s=2.5, samples=clip)])
@@ -93,7 +96,7 @@ async def echo_and_user(
 
 async def backchannel(url: str, sound: np.ndarray) -> bool:
     """True when a backchannel or noise killed the reply (a false interruption)."""
-    async with realtime(url) as log:
+    async with realtime(url, API_KEY) as log:
         await ask(log)
         await LoopbackPhone(log, delay_ms=0, echo_db=None).run(5.0, [Utterance(2.0, sound)])
         return cancelled_by_turn(log)
@@ -103,7 +106,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="ws://127.0.0.1:8000/v1")
     parser.add_argument("--trials", type=int, default=5, help="trials per echo path / sound")
+    parser.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", ""))
     args = parser.parse_args()
+    global API_KEY
+    API_KEY = args.api_key
 
     clip16, _ = read_wav_mono(REPO.parent / "shared" / "speech" / "ps_goforward.wav")
     clip = resample(clip16, 16000, WIRE_RATE)

@@ -66,10 +66,10 @@ class EventLog:
 
 
 @contextlib.asynccontextmanager
-async def realtime(ws_base: str, **query: str) -> AsyncIterator[EventLog]:
+async def realtime(ws_base: str, api_key: str, **query: str) -> AsyncIterator[EventLog]:
     """Connect with the official SDK, unchanged: only the base URLs point at our server."""
     client = AsyncOpenAI(
-        api_key="local-test-key",
+        api_key=api_key,
         base_url=ws_base.replace("ws://", "http://"),
         websocket_base_url=ws_base,
     )

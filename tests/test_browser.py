@@ -7,6 +7,7 @@ the user's words, play the companion's reply, and measure its response time.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tests.browser_helpers import CHROMIUM, PHONE, chromium_page, inbound_audio
 from tests.browser_helpers import write_microphone_wav as write_wav
 from tests.conftest import REPO, Clip, ServerProcess
 from tests.realtime_helpers import silence, word_error_rate
+from voice.characters.macros import expand
 
 pytestmark = [
     pytest.mark.e2e,
@@ -154,3 +156,34 @@ async def test_unreachable_server_and_denied_microphone_are_explained(
         await page.click("#call-button")
         await page.locator("#alert", has_text="denied").wait_for(timeout=10_000)
         assert await page.locator("#status").inner_text() == "Ready"
+
+
+async def test_picked_companion_greets_first(server: ServerProcess, tmp_path: Path) -> None:
+    card = json.loads((REPO / "characters" / "maren.json").read_text())["data"]
+    wav = write_wav(tmp_path / "mic.wav", [silence(8.0)])
+    async with chromium_page(wav, tmp_path / "profile") as page:
+        await page.goto(server.http)
+        await page.locator("#companion-select option[value='maren']").wait_for(state="attached")
+        options = await page.locator("#companion-select option").all_inner_texts()
+        assert "Maren" in options, options
+        await page.select_option("#companion-select", "maren")
+        await page.locator("#companion-note").wait_for()
+        await page.click("#call-button")
+        greeting = page.locator(".msg.assistant:not(.pending)").first
+        await greeting.wait_for(timeout=60_000)
+        said = " ".join((await greeting.inner_text()).split())
+        greetings = [
+            " ".join(expand(text, char="Maren", user="User").split())
+            for text in [card["first_mes"], *card["alternate_greetings"]]
+        ]
+        assert any(said[:20] in text for text in greetings), (said, greetings)
+        async with asyncio.timeout(30):  # her voice arrives on the track
+            while True:
+                stats = await inbound_audio(page)
+                if stats is not None and stats["totalAudioEnergy"] > 1e-3:
+                    break
+                await asyncio.sleep(0.25)
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "browser-companion.png"), full_page=True)
+        await page.click("#call-button")
+    await sessions_closed(server)

@@ -35,7 +35,7 @@ async def test_external_endpoint_is_used_and_nothing_is_started(
         assert health["llm_server_pid"] is None
         assert health["models"]["llm"]["base_url"] == upstream
         assert "starting embedded" not in external.log()
-        async with realtime(external.ws_base) as log:
+        async with realtime(external.ws_base, external.api_key) as log:
             await log.connection.conversation.item.create(
                 item={
                     "type": "message",

@@ -46,7 +46,7 @@ async def test_spoken_turn_with_server_vad(
     server: ServerProcess, speech: dict[str, Clip], whisper: WhisperModel
 ) -> None:
     clip = speech["librivox_sense_sensibility_0880"]
-    async with realtime(server.ws_base) as log:
+    async with realtime(server.ws_base, server.api_key) as log:
         await log.connection.session.update(
             session={"type": "realtime", "instructions": "Answer in two short sentences."}
         )
@@ -77,7 +77,7 @@ async def test_spoken_turn_with_server_vad(
 
 
 async def test_first_audio_leaves_before_the_reply_is_written(server: ServerProcess) -> None:
-    async with realtime(server.ws_base) as log:
+    async with realtime(server.ws_base, server.api_key) as log:
         await log.connection.conversation.item.create(
             item={
                 "type": "message",
@@ -103,7 +103,7 @@ async def test_first_audio_leaves_before_the_reply_is_written(server: ServerProc
 
 async def test_push_to_talk(server: ServerProcess, speech: dict[str, Clip]) -> None:
     clip = speech["ps_forever_input_2"]
-    async with realtime(server.ws_base) as log:
+    async with realtime(server.ws_base, server.api_key) as log:
         await log.connection.session.update(
             session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
         )
@@ -129,7 +129,7 @@ async def test_barge_in_stops_audio_and_truncates_history(
     server: ServerProcess, speech: dict[str, Clip]
 ) -> None:
     clip = speech["ps_goforward"]
-    async with realtime(server.ws_base) as log:
+    async with realtime(server.ws_base, server.api_key) as log:
         await log.connection.conversation.item.create(
             item={
                 "type": "message",

@@ -38,7 +38,7 @@ async def test_own_echo_does_not_interrupt_but_the_user_does(
     server: ServerProcess, speech: dict[str, Clip], delay_ms: int, echo_db: float
 ) -> None:
     clip = speech["ps_goforward"]
-    async with realtime(server.ws_base) as log:
+    async with realtime(server.ws_base, server.api_key) as log:
         await ask_for_story(log)
         phone = LoopbackPhone(log, delay_ms=delay_ms, echo_db=echo_db)
         run = await phone.run(7.0, [Utterance(at_s=3.5, samples=to_24k(clip.samples))])
@@ -65,7 +65,7 @@ async def test_backchannels_do_not_kill_the_reply(server: ServerProcess) -> None
     finally:
         piper.close()
     cough = (np.random.default_rng(7).standard_normal(WIRE_RATE // 6) * 0.1).astype(np.float32)
-    async with realtime(server.ws_base) as log:
+    async with realtime(server.ws_base, server.api_key) as log:
         await ask_for_story(log)
         phone = LoopbackPhone(log, delay_ms=0, echo_db=None)  # a client with echo cancellation
         run = await phone.run(

@@ -75,9 +75,11 @@ def presented_key(
     authorization: str | None, query_key: str | None, subprotocols: Sequence[str] = ()
 ) -> str | None:
     """The credential a client presented, by precedence; ``None`` when there is none."""
-    if authorization is not None:
+    if authorization is not None and authorization.strip():
         scheme, _, token = authorization.strip().partition(" ")
-        return token.strip() if scheme.lower() == "bearer" else ""
+        if scheme.lower() != "bearer":
+            return ""  # presented, but not a bearer token: wrong
+        return token.strip() or None  # "Bearer " with nothing: no key presented
     for protocol in subprotocols:
         if protocol.startswith(SUBPROTOCOL_KEY_PREFIX):
             return protocol.removeprefix(SUBPROTOCOL_KEY_PREFIX)

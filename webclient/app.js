@@ -24,7 +24,40 @@ const ui = {
   transcript: $("transcript"),
   transcriptEmpty: $("transcript-empty"),
   audio: $("remote-audio"),
+  companion: $("companion-select"),
+  companionNote: $("companion-note"),
+  avatar: $("avatar"),
 };
+
+/** Fill the companion picker from the server's characters (the list may be empty). */
+async function loadCompanions() {
+  let body;
+  try {
+    const response = await fetch("/v1/characters", { cache: "no-store" });
+    if (!response.ok) return; // e.g. 401 off this machine: calls still work without one
+    body = await response.json();
+  } catch {
+    return;
+  }
+  state.companions = new Map(body.data.map((entry) => [entry.id, entry]));
+  for (const entry of body.data) {
+    const option = document.createElement("option");
+    option.value = entry.id;
+    option.textContent = entry.name;
+    ui.companion.append(option);
+  }
+  const wanted = new URLSearchParams(location.search).get("character");
+  if (wanted && state.companions.has(wanted)) ui.companion.value = wanted;
+  showCompanion();
+}
+
+function showCompanion() {
+  const entry = state.companions.get(ui.companion.value);
+  ui.companionNote.textContent = entry
+    ? entry.description || (entry.tags || []).join(", ")
+    : "Default voice and instructions";
+  ui.avatar.style.backgroundImage = entry && entry.avatar_url ? `url("${entry.avatar_url}")` : "";
+}
 
 /** End of the user's speech to the first audible reply, per turn. */
 class LatencyTracker {
@@ -66,6 +99,7 @@ class LatencyTracker {
 
 const state = {
   phase: "idle", // idle | connecting | in-call
+  companions: new Map(), // character id -> listing entry
   call: null,
   mic: null, // MediaStream
   context: null, // AudioContext
@@ -98,6 +132,7 @@ function setPhase(phase, status) {
   ui.callButton.textContent = phase === "idle" ? "Call" : "Hang up";
   ui.callButton.classList.toggle("hang-up", phase !== "idle");
   ui.talkButton.disabled = !(phase === "in-call" && mode() === "push-to-talk");
+  ui.companion.disabled = phase !== "idle"; // who you talk to is chosen before the call
 }
 
 function showAlert(message, kind = "error") {
@@ -121,7 +156,7 @@ async function startCall() {
   try {
     state.mic = await openMicrophone();
     const iceServers = await fetchIceServers();
-    const call = new RealtimeCall({ iceServers });
+    const call = new RealtimeCall({ iceServers, character: ui.companion.value });
     state.call = call;
     call.addEventListener("event", (e) => onServerEvent(e.detail));
     call.addEventListener("ended", (e) => onEnded(call, e.detail));
@@ -197,7 +232,9 @@ function onServerEvent(event) {
   switch (event.type) {
     case "session.created":
       setPhase("in-call", "In call");
-      applyMode();
+      ui.companion.addEventListener("change", showCompanion);
+loadCompanions();
+applyMode();
       break;
     case "input_audio_buffer.speech_started":
       ui.app.classList.add("user-speaking");
@@ -374,4 +411,6 @@ window.addEventListener("keyup", (e) => {
 window.addEventListener("blur", releaseTalk);
 window.addEventListener("pagehide", () => state.call && state.call.hangUp());
 
+ui.companion.addEventListener("change", showCompanion);
+loadCompanions();
 applyMode();

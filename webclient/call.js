@@ -36,9 +36,10 @@ export async function fetchIceServers(baseUrl = "") {
  * "ended" (detail: {reason, dropped}).
  */
 export class RealtimeCall extends EventTarget {
-  constructor({ baseUrl = "", iceServers = [] } = {}) {
+  constructor({ baseUrl = "", iceServers = [], character = "" } = {}) {
     super();
     this.baseUrl = baseUrl;
+    this.query = character ? `?character=${encodeURIComponent(character)}` : "";
     this.pc = new RTCPeerConnection({ iceServers });
     this.channel = this.pc.createDataChannel(EVENTS_CHANNEL);
     this.remoteStream = new MediaStream();
@@ -60,7 +61,7 @@ export class RealtimeCall extends EventTarget {
     await this._gathered();
     let response;
     try {
-      response = await fetch(`${this.baseUrl}/v1/realtime/calls`, {
+      response = await fetch(`${this.baseUrl}/v1/realtime/calls${this.query}`, {
         method: "POST",
         headers: { "Content-Type": "application/sdp" },
         body: this.pc.localDescription.sdp,
