@@ -119,8 +119,8 @@ class Recorder:
             self.events.append(json.loads(dump_server_event(event)))
             self._arrived.notify_all()
 
-    async def wait_for(self, event_type: str, count: int = 1) -> None:
-        async with asyncio.timeout(5), self._arrived:
+    async def wait_for(self, event_type: str, count: int = 1, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout), self._arrived:
             await self._arrived.wait_for(lambda: len(self.of(event_type)) >= count)
 
     def types(self) -> list[str]:

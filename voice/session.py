@@ -723,6 +723,7 @@ class RealtimeSession:
                     item=wire_item(item), previous_item_id=previous,
                 )
             )  # fmt: skip
+        await self._record(item.role, item.text)  # a typed turn is a turn too
 
     async def _on_conversation_item_truncate(self, event: Any) -> None:
         item = self.conversation.get(event.item_id)
