@@ -371,7 +371,8 @@ class RealtimeSession:
                 case ResumeBot():
                     self.output.resume()
                 case InterruptBot():
-                    if not self._turns.bot_paused and self.bot_audible:
+                    if self._turns.config.barge_in == "immediate" and self.bot_audible:
+                        # With "pause" the stop was measured at the pause already.
                         self._barge_in_stopped(self._pending_turn.audio_start_ms)
                     await self.interrupt(reason="turn_detected")
 
