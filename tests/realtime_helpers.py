@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,6 +13,8 @@ from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 
 from voice.audio import Float32Array, float_to_pcm16, pcm16_to_float, resample
+from voice.bench.wer import word_error_rate as word_error_rate  # re-exported for the tests
+from voice.bench.wer import words as words
 
 WIRE_RATE = 24000
 
@@ -118,22 +119,3 @@ def response_audio(log: EventLog, response_id: str) -> Float32Array:
         if event.response_id == response_id
     ]
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-
-
-def words(text: str) -> list[str]:
-    text = text.lower().replace("-", " ")
-    return re.sub(r"[^a-z0-9' ]+", " ", text).split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Levenshtein distance over normalized words, divided by the reference length."""
-    ref, hyp = words(reference), words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, 1):
-        current = [i]
-        for j, hyp_word in enumerate(hyp, 1):
-            current.append(
-                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
-            )
-        previous = current
-    return previous[-1] / max(1, len(ref))
