@@ -286,7 +286,7 @@ class VoiceLibrary:
             key = (preset.engine, str(model.resolve()), str(config.resolve()) if config else "")
             engine = self._engines.get(key)
             if engine is None:
-                log.info("loading %s voice model %s for voice %r", preset.engine, model.name, name)
+                log.debug("loading %s voice model %s for voice %r", preset.engine, model.name, name)
                 engine = self._engines[key] = self._open_engine(preset)
             voice = Voice(name, preset, engine, preset_prosody(preset, engine), self.rules)
             self._voices[name] = voice
