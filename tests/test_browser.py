@@ -53,7 +53,8 @@ async def assistant_audio_arrives(page: Any) -> dict[str, float]:
         while True:
             stats = await inbound_audio(page)
             assert stats is not None
-            if stats["totalAudioEnergy"] > 1e-3:
+            # Audible, and more than the first packets of it (about 0.3 s of Opus).
+            if stats["totalAudioEnergy"] > 1e-3 and stats["bytesReceived"] > 5_000:
                 return stats
             await asyncio.sleep(0.25)
 
