@@ -109,10 +109,6 @@ class ResponseRun:
     def with_audio(self) -> bool:
         return self._with_audio
 
-    @property
-    def content_type(self) -> Literal["output_audio", "output_text"]:
-        return "output_audio" if self._with_audio else "output_text"
-
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.create_task(self._run(), name=f"response-{self.id}")
         return self._task

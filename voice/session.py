@@ -298,9 +298,10 @@ class RealtimeSession:
         """Add 16 kHz input audio: buffer it and, with server VAD, take turns on it."""
         if not samples.size:
             return
-        self._arrivals.mark(self._input.end + samples.size, self._clock())
+        arrived_until, now = self._input.end + samples.size, self._clock()
+        self._arrivals.mark(arrived_until, now)
         if self._echo is not None and self._reference is not None:
-            self._reference.on_input(self._input.end + samples.size, self._clock())
+            self._reference.on_input(arrived_until, now)
             samples = self._echo.process(samples, self._input.end)
         max_samples = ms_to_samples(self._settings.max_buffer_s * 1000)
         if self.config.turn_detection is None and len(self._input) + samples.size > max_samples:
