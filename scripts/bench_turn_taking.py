@@ -1,7 +1,7 @@
 """Turn-taking benchmark: false interruptions from echo and backchannels, and barge-in under
 echo, against a running server. Prints rates and medians; asserts nothing.
 
-    .venv/bin/python scripts/bench_turn_taking.py --url ws://127.0.0.1:8000/v1 --trials 5
+    .venv/bin/python scripts/bench_turn_taking.py --api-key KEY --trials 5
 
 Each trial is a fresh session: the user asks for a long story, and a simulated phone with
 no echo cancellation (tests/phone_sim.py) plays the reply while its microphone hears it
@@ -16,6 +16,7 @@ import asyncio
 import os
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,22 +25,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.phone_sim import LoopbackPhone, Utterance  # noqa: E402
-from tests.realtime_helpers import WIRE_RATE, EventLog, realtime  # noqa: E402
+from tests.realtime_helpers import WIRE_RATE, EventLog, realtime, say_text  # noqa: E402
 from voice.audio import read_wav_mono, resample  # noqa: E402
 from voice.tts import PiperTTS, default_piper_voice  # noqa: E402
 from voice.vad import SileroVadStream  # noqa: E402
 
-#: The server's key (--api-key); empty works on the server's own machine in single-user mode.
-API_KEY = ""
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    api_key: str
+
+
 ECHO_PATHS = [(40, -10.0), (120, -18.0), (200, -25.0)]
 STORY = "Tell me a long story about a fox who learns to sail, with many details."
-
-
-async def ask(log: EventLog) -> None:
-    await log.connection.conversation.item.create(
-        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": STORY}]}
-    )
-    await log.connection.response.create()
 
 
 def cancelled_by_turn(log: EventLog) -> bool:
@@ -50,10 +49,10 @@ def cancelled_by_turn(log: EventLog) -> bool:
     )
 
 
-async def echo_only(url: str, delay: int, db: float) -> bool:
+async def echo_only(server: Server, delay: int, db: float) -> bool:
     """True when the bot interrupted itself (a false interruption)."""
-    async with realtime(url, API_KEY) as log:
-        await ask(log)
+    async with realtime(server.url, server.api_key) as log:
+        await say_text(log, STORY)
         await LoopbackPhone(log, delay_ms=delay, echo_db=db).run(6.0, [])
         return bool(log.of_type("input_audio_buffer.speech_started")) or cancelled_by_turn(log)
 
@@ -67,11 +66,11 @@ def speech_onset_ms(samples_16k: np.ndarray) -> float:
 
 
 async def echo_and_user(
-    url: str, delay: int, db: float, clip: np.ndarray, clip_onset_ms: float
+    server: Server, delay: int, db: float, clip: np.ndarray, clip_onset_ms: float
 ) -> tuple[bool, float | None]:
     """(caught, speech onset -> phone quiet in ms) for a real interruption under echo."""
-    async with realtime(url, API_KEY) as log:
-        await ask(log)
+    async with realtime(server.url, server.api_key) as log:
+        await say_text(log, STORY)
         phone = LoopbackPhone(log, delay_ms=delay, echo_db=db)
         run = await phone.run(5.0, [Utterance(at_s=2.5, samples=clip)])
         said_at = run.utterance_onsets_s[0] * 1000 if run.utterance_onsets_s else None
@@ -94,10 +93,10 @@ async def echo_and_user(
         return caught, None
 
 
-async def backchannel(url: str, sound: np.ndarray) -> bool:
+async def backchannel(server: Server, sound: np.ndarray) -> bool:
     """True when a backchannel or noise killed the reply (a false interruption)."""
-    async with realtime(url, API_KEY) as log:
-        await ask(log)
+    async with realtime(server.url, server.api_key) as log:
+        await say_text(log, STORY)
         await LoopbackPhone(log, delay_ms=0, echo_db=None).run(5.0, [Utterance(2.0, sound)])
         return cancelled_by_turn(log)
 
@@ -106,10 +105,15 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="ws://127.0.0.1:8000/v1")
     parser.add_argument("--trials", type=int, default=5, help="trials per echo path / sound")
-    parser.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", ""))
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("OPENAI_API_KEY", ""),
+        help="the server's key, as `voice serve` prints it (default: $OPENAI_API_KEY)",
+    )
     args = parser.parse_args()
-    global API_KEY
-    API_KEY = args.api_key
+    if not args.api_key:
+        parser.error("give --api-key (voice serve prints the local user's key) or OPENAI_API_KEY")
+    server = Server(args.url, args.api_key)
 
     clip16, _ = read_wav_mono(REPO.parent / "shared" / "speech" / "ps_goforward.wav")
     clip = resample(clip16, 16000, WIRE_RATE)
@@ -129,7 +133,7 @@ async def main() -> None:
     for delay, db in ECHO_PATHS:
         false = 0
         for trial in range(args.trials):
-            false += await echo_only(args.url, delay, db)
+            false += await echo_only(server, delay, db)
             print(f"echo {delay} ms {db} dB trial {trial + 1}/{args.trials}", file=sys.stderr)
         total_false += false
         total += args.trials
@@ -140,7 +144,7 @@ async def main() -> None:
     caught = attempts = 0
     for delay, db in ECHO_PATHS:
         for _ in range(args.trials):
-            ok, stop = await echo_and_user(args.url, delay, db, clip, clip_onset)
+            ok, stop = await echo_and_user(server, delay, db, clip, clip_onset)
             attempts += 1
             caught += ok
             if stop is not None:
@@ -155,7 +159,7 @@ async def main() -> None:
 
     false = tried = 0
     for name, sound in sounds.items():
-        killed = sum([await backchannel(args.url, sound) for _ in range(args.trials)])
+        killed = sum([await backchannel(server, sound) for _ in range(args.trials)])
         false += killed
         tried += args.trials
         print(f"backchannel {name:7}: false interruptions {killed}/{args.trials}")

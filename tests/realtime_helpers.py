@@ -83,6 +83,14 @@ async def realtime(ws_base: str, api_key: str, **query: str) -> AsyncIterator[Ev
             await log.aclose()
 
 
+async def say_text(log: EventLog, text: str, **response: Any) -> None:
+    """Send ``text`` as a typed user message and ask for a reply (``response`` params)."""
+    await log.connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    )
+    await log.connection.response.create(**({"response": response} if response else {}))
+
+
 def to_wire(samples_16k: Float32Array) -> bytes:
     return float_to_pcm16(resample(samples_16k, 16000, WIRE_RATE))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ServerProcess, start_server
-from tests.realtime_helpers import realtime
+from tests.realtime_helpers import realtime, say_text
 
 pytestmark = pytest.mark.e2e
 
@@ -36,14 +36,7 @@ async def test_external_endpoint_is_used_and_nothing_is_started(
         assert health["models"]["llm"]["base_url"] == upstream
         assert "starting embedded" not in external.log()
         async with realtime(external.ws_base, external.api_key) as log:
-            await log.connection.conversation.item.create(
-                item={
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": "Say hello to Sam."}],
-                }
-            )
-            await log.connection.response.create(response={"output_modalities": ["text"]})
+            await say_text(log, "Say hello to Sam.", output_modalities=["text"])
             done = await log.wait_for("response.done", timeout=60)
             assert done.response.status == "completed"
             text = done.response.output[0].content[0].text

@@ -13,6 +13,7 @@ from tests.realtime_helpers import (
     WIRE_RATE,
     realtime,
     response_audio,
+    say_text,
     silence,
     stream_audio,
     word_error_rate,
@@ -78,20 +79,10 @@ async def test_spoken_turn_with_server_vad(
 
 async def test_first_audio_leaves_before_the_reply_is_written(server: ServerProcess) -> None:
     async with realtime(server.ws_base, server.api_key) as log:
-        await log.connection.conversation.item.create(
-            item={
-                "type": "message",
-                "role": "user",
-                "content": [
-                    {
-                        "type": "input_text",
-                        "text": "Tell me a short story about a lighthouse keeper, "
-                        "in at least four sentences.",
-                    }
-                ],
-            }
+        await say_text(
+            log,
+            "Tell me a short story about a lighthouse keeper, in at least four sentences.",
         )
-        await log.connection.response.create()
         done = await log.wait_for("response.done", timeout=120)
         assert done.response.status == "completed"
         transcript_deltas = log.of_type("response.output_audio_transcript.delta")
@@ -130,20 +121,7 @@ async def test_barge_in_stops_audio_and_truncates_history(
 ) -> None:
     clip = speech["ps_goforward"]
     async with realtime(server.ws_base, server.api_key) as log:
-        await log.connection.conversation.item.create(
-            item={
-                "type": "message",
-                "role": "user",
-                "content": [
-                    {
-                        "type": "input_text",
-                        "text": "Tell me a long story about a dragon and a baker, "
-                        "with many details.",
-                    }
-                ],
-            }
-        )
-        await log.connection.response.create()
+        await say_text(log, "Tell me a long story about a dragon and a baker, with many details.")
         first = await log.wait_for("response.output_audio.delta", timeout=60)
         response_id = first.response_id
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import Clip, ServerProcess
 from tests.phone_sim import LoopbackPhone, Utterance
-from tests.realtime_helpers import WIRE_RATE, EventLog, realtime
+from tests.realtime_helpers import WIRE_RATE, EventLog, realtime, say_text
 from voice.audio import resample
 from voice.tts import PiperTTS, default_piper_voice
 
@@ -19,14 +19,7 @@ STORY = "Tell me a long story about a fox who learns to sail, with many details.
 
 
 async def ask_for_story(log: EventLog) -> None:
-    await log.connection.conversation.item.create(
-        item={
-            "type": "message",
-            "role": "user",
-            "content": [{"type": "input_text", "text": STORY}],
-        }
-    )
-    await log.connection.response.create()
+    await say_text(log, STORY)
 
 
 def to_24k(samples_16k: np.ndarray) -> np.ndarray:
