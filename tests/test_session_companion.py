@@ -83,6 +83,9 @@ async def test_prompt_is_the_card_with_memory_and_turns(store: MemoryStore) -> N
     await session.aclose()
     transcript = await store.transcripts("sam", character_id="maren")
     assert [t.text for t in transcript][-1] == "Hello again, Sam."
+    # In the order said: her greeting, the user's question, her reply.
+    assert [t.role for t in transcript] == ["assistant", "user", "assistant"]
+    assert transcript[1].text == "Do you remember my dog?"
 
 
 async def test_another_users_memories_never_reach_the_prompt(store: MemoryStore) -> None:

@@ -539,8 +539,13 @@ class RealtimeSession:
             await self._create_response(times=times)
 
     async def _record(self, role: str, text: str) -> None:
-        if self.companion is not None:
-            await self.companion.record(role, text)
+        if self.companion is None:
+            return
+        if role == "user" and self.response is not None and self.response.done:
+            # The reply before this turn goes in first, even if its follow-up task has
+            # not run yet: the transcript keeps the order things were said in.
+            await self._record_reply(self.response)
+        await self.companion.record(role, text)
 
     async def _follow(self, response: ResponseRun, times: TurnTimes | None) -> None:
         """After a response: log its latencies, record what was heard."""
