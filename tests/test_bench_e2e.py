@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SPEECH_DIR, Clip, ServerProcess
 from voice.bench.chart import write_chart
-from voice.bench.client import Target
 from voice.bench.clips import load_clips
 from voice.bench.progress import Progress
 from voice.bench.report import BenchReport, format_report
 from voice.bench.runner import BenchOptions, run_bench
 from voice.bench.timeline import STAGES
+from voice.bench.transport import Target
 from voice.cli import main
 from voice.llm_server import free_port
 
@@ -71,6 +72,47 @@ async def test_bench_reports_complete_ordered_timelines(
     assert "disposed" not in text  # transcripts stay out of the file
     assert chart_path.read_bytes().startswith(PNG_SIGNATURE)
     assert "first_audio" in format_report(report)
+
+
+def test_bench_over_webrtc_reports_complete_consistent_timelines(
+    server: ServerProcess,
+    speech: dict[str, Clip],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    json_path = tmp_path / "rtc.json"
+    with pytest.raises(SystemExit) as exited:
+        main([
+            "bench", "--webrtc", "--url", server.ws_base, "--api-key", server.api_key,
+            "--clips", str(SPEECH_DIR), "--limit", "2", "--max-seconds", "4",
+            "--barge-in", "1", "--warmup", "0", "--timeout", "120", "--json", str(json_path),
+        ])  # fmt: skip
+    printed = capsys.readouterr()
+    assert exited.value.code == 0, printed.err
+    assert f"{server.ws_base} over webrtc" in printed.out and "first_audio" in printed.out
+
+    report = BenchReport.read_json(json_path)
+    assert report.transport == "webrtc"
+    (level,) = report.levels
+    assert len(level.turns) == 2
+    for turn in level.turns:
+        assert turn.transport == "webrtc"
+        assert turn.errors == [], turn.errors
+        assert turn.complete and turn.inconsistencies() == [], turn.stages_ms()
+        heard = [turn.mark(stage) for stage in STAGES if stage != "done"]
+        assert heard == sorted(heard), turn.stages_ms()  # done may precede the last audio
+        assert turn.status == "completed" and turn.reply_audio_ms
+        assert turn.wer is not None and turn.transcript_words and turn.reply_words
+    (barge_in,) = level.barge_ins
+    assert barge_in.errors == [], barge_in.errors
+    assert barge_in.status == "cancelled" and barge_in.reason == "turn_detected"
+    assert barge_in.outcome in ("interrupted", "idle_at_onset")
+    assert barge_in.stages_ms()["detected"] is not None
+    assert barge_in.queued_ms == 0.0  # a WebRTC client holds no reply audio of its own
+    deadline = time.monotonic() + 15  # the server releases a hung-up call in the background
+    while (calls := server.health()["webrtc_calls"]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert calls == 0  # every call was hung up
 
 
 def test_unreachable_server_is_one_line_and_exit_status_2(

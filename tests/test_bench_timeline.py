@@ -12,7 +12,7 @@ import numpy as np
 import pydantic
 import pytest
 
-from voice.bench.client import Target, observe, parse_server_event
+from voice.bench.client import CHUNK_SAMPLES, observe, parse_server_event, plan_audio
 from voice.bench.progress import Progress
 from voice.bench.report import (
     BenchReport,
@@ -41,7 +41,7 @@ from voice.bench.timeline import (
     turn_from_observations,
     turn_settled,
 )
-from voice.bench.turns import CHUNK_SAMPLES, plan_audio
+from voice.bench.transport import Target, Utterance
 from voice.bench.wer import word_count, word_error_rate
 
 T0 = 100.0
@@ -378,7 +378,7 @@ def test_server_events_are_parsed_into_typed_models() -> None:
 
 def test_audio_is_planned_in_40_ms_chunks_with_the_marked_chunk() -> None:
     samples = np.zeros(16000, dtype=np.float32)  # 1 s: 25 chunks
-    plan = plan_audio(samples, mark_sample=CHUNK_SAMPLES * 7 + 5)
+    plan = plan_audio(Utterance(samples, mark_sample=CHUNK_SAMPLES * 7 + 5))
     assert len(plan.messages) == 25
     assert plan.mark_chunk == 7
     first = json.loads(plan.messages[0])

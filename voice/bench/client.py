@@ -4,24 +4,29 @@ The bench speaks to the server with the ``websockets`` library directly rather t
 ``openai`` SDK's realtime client, whose reconnection and send queue would hide a dropped
 connection inside a measurement. Server events are still parsed into the SDK's typed
 ``openai.types.realtime`` models, and client events are built from them.
+
+Audio is sent as a microphone would: 40 ms ``input_audio_buffer.append`` chunks, each sent
+when its last sample would have been captured, on a schedule computed from the start
+(``loop.time()``), so a late chunk does not delay the ones after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import typing
 import urllib.error
-import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar, Union
 
 import pydantic
 from openai.types.realtime import (
     ConversationItemInputAudioTranscriptionCompletedEvent,
+    InputAudioBufferAppendEvent,
     RealtimeErrorEvent,
     RealtimeServerEvent,
     ResponseAudioDeltaEvent,
@@ -32,17 +37,31 @@ from openai.types.realtime import (
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from voice.audio import float_to_pcm16, resample
 from voice.bench.timeline import Observation
+from voice.bench.transport import (
+    CallClosed,
+    Clock,
+    Predicate,
+    ServerUnreachable,
+    Target,
+    Transport,
+    Utterance,
+)
 from voice.tasks import cancel_and_wait
+from voice.vad import VAD_SAMPLE_RATE
 
 T = TypeVar("T")
-Clock = Callable[[], float]
-Predicate = Callable[[Sequence[Observation]], T | None]
 
 #: Opening the WebSocket, or fetching ``/health``, must finish within this.
 CONNECT_TIMEOUT_S = 10.0
 #: Sample rate of the reply audio: ``audio/pcm`` output, left at its 24 kHz default.
 OUTPUT_RATE = 24000
+#: The session's default input format, ``audio/pcm`` at 24 kHz.
+WIRE_RATE = 24000
+CHUNK_MS = 40
+#: Samples per chunk, at the utterance's 16 kHz.
+CHUNK_SAMPLES = VAD_SAMPLE_RATE * CHUNK_MS // 1000
 
 #: The SDK's union of server events, with a discriminator pydantic understands.
 _SERVER_EVENT: pydantic.TypeAdapter[RealtimeServerEvent] = pydantic.TypeAdapter(
@@ -56,32 +75,26 @@ _SERVER_EVENT: pydantic.TypeAdapter[RealtimeServerEvent] = pydantic.TypeAdapter(
 )
 
 
-class ServerUnreachable(Exception):
-    """The server could not be reached at all (refused, timed out, not a WebSocket)."""
-
-
-class CallClosed(Exception):
-    """The server closed the connection while the bench was waiting for an event."""
-
-
 @dataclass(frozen=True)
-class Target:
-    """Where the server is: ``url`` is the Realtime base, e.g. ``ws://127.0.0.1:8000/v1``."""
+class AudioPlan:
+    """Ready-to-send append messages, and the index of the chunk holding the marked sample."""
 
-    url: str
-    api_key: str | None = None
-    model: str = "voice"
+    messages: tuple[str, ...]
+    mark_chunk: int
 
-    @property
-    def realtime_url(self) -> str:
-        query = urllib.parse.urlencode({"model": self.model})
-        return f"{self.url.rstrip('/')}/realtime?{query}"
 
-    @property
-    def health_url(self) -> str:
-        parts = urllib.parse.urlsplit(self.url)
-        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-        return urllib.parse.urlunsplit((scheme, parts.netloc, "/health", "", ""))
+def plan_audio(utterance: Utterance) -> AudioPlan:
+    """``utterance`` as 40 ms ``input_audio_buffer.append`` messages of 24 kHz PCM."""
+    wire = float_to_pcm16(resample(utterance.samples, VAD_SAMPLE_RATE, WIRE_RATE))
+    step = WIRE_RATE * 2 * CHUNK_MS // 1000
+    messages = tuple(
+        InputAudioBufferAppendEvent(
+            type="input_audio_buffer.append",
+            audio=base64.b64encode(wire[offset : offset + step]).decode("ascii"),
+        ).model_dump_json(exclude_unset=True)
+        for offset in range(0, len(wire), step)
+    )
+    return AudioPlan(messages, min(utterance.mark_sample // CHUNK_SAMPLES, len(messages) - 1))
 
 
 def parse_server_event(message: str | bytes) -> RealtimeServerEvent:
@@ -142,7 +155,7 @@ class RealtimeCall:
                 try:
                     event = parse_server_event(message)
                 except pydantic.ValidationError as exc:
-                    self.schema_errors.append(_schema_problem(message, exc))
+                    self.schema_errors.append(schema_problem(message, exc))
                     continue
                 self.observations.append(observe(event, at))
                 self._changed.set()
@@ -177,12 +190,29 @@ class RealtimeCall:
                     raise CallClosed(self.close_reason or "connection closed")
                 await self._changed.wait()
 
+    async def say(self, plan: AudioPlan) -> float:
+        """Send ``plan`` at real-time pace; return when its marked chunk was sent (call clock)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        marked: float | None = None
+        for index, message in enumerate(plan.messages):
+            delay = started + (index + 1) * CHUNK_MS / 1000 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.send_text(message)
+            if index == plan.mark_chunk:
+                marked = self.clock()
+        return self.clock() if marked is None else marked
+
+    async def reply_heard(self, timeout: float) -> None:
+        """Nothing to wait for: every audio delta arrives before its ``response.done``."""
+
     async def aclose(self) -> None:
         await cancel_and_wait(self._receiver)
         await self._websocket.close()
 
 
-def _schema_problem(message: str | bytes, exc: pydantic.ValidationError) -> str:
+def schema_problem(message: str | bytes, exc: pydantic.ValidationError) -> str:
     try:
         kind = json.loads(message).get("type", "?")
     except (ValueError, AttributeError):
@@ -242,3 +272,7 @@ def _get_health(url: str) -> dict[str, Any] | None:
 async def fetch_health(target: Target) -> dict[str, Any] | None:
     """The server's ``/health`` body; ``None`` if it has none; unreachable: an exception."""
     return await asyncio.to_thread(_get_health, target.health_url)
+
+
+#: The Realtime protocol over a WebSocket, audio as base64 PCM in JSON events.
+WEBSOCKET: Transport[AudioPlan] = Transport("websocket", plan_audio, open_call)

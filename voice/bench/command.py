@@ -8,14 +8,15 @@ import os
 import sys
 from pathlib import Path
 
-from voice.bench.client import ServerUnreachable, Target
 from voice.bench.clips import DEFAULT_MAX_SECONDS, ClipsError, default_clips_dir, load_clips
 from voice.bench.progress import Progress
 from voice.bench.report import BenchReport, ReportError, format_comparison, format_report
 from voice.bench.runner import BenchOptions, run_bench, total_steps
+from voice.bench.transport import ServerUnreachable, Target
 
 DESCRIPTION = """\
-Measure a running voice server over the Realtime WebSocket protocol, as a user hears it.
+Measure a running voice server over the Realtime WebSocket protocol (or, with --webrtc,
+WebRTC calls made with aiortc), as a user hears it.
 
 Each turn opens a fresh session, asks for one-sentence answers, and streams 0.3 s of
 silence, a speech clip and 1.5 s of silence at real-time pace (40 ms chunks). Every stage
@@ -24,6 +25,11 @@ chunk holding the clip's last speech sample was sent. That sample is found once 
 offline, with Silero VAD: the end of the last 32 ms window whose speech probability is
 >= 0.5. Stages: speech_stopped, transcribed, first_text (first reply transcript delta),
 first_audio, last_audio (first/last reply audio delta), done (response.done).
+
+Over WebRTC the clip is sent as 20 ms Opus frames; t0 is when the frame holding the last
+speech sample was handed to aiortc; first_audio and last_audio are the first and last
+received frames of the reply whose RMS level is >= -50 dBFS (after jitter buffer and
+decoding), and done may come before the last audio, which plays out in real time.
 
 Barge-in tests ask for a long story, wait a seeded random 0.3-1.0 s after its first audio,
 then talk over it; they time from the clip's speech onset (same VAD, first speech window)
@@ -60,6 +66,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="sent as a bearer token (default: $OPENAI_API_KEY, if set)",
     )
     parser.add_argument("--model", default="voice", help="model query parameter (default: voice)")
+    parser.add_argument(
+        "--webrtc",
+        action="store_true",
+        help="make each session a WebRTC call (POST <url>/realtime/calls, aiortc) "
+        "instead of a WebSocket",
+    )
     parser.add_argument(
         "--clips",
         type=Path,
@@ -162,11 +174,12 @@ def run(args: argparse.Namespace) -> int:
         clips_dir=str(folder),
         max_seconds=args.max_seconds,
         command=tuple(sys.argv[1:]),
+        transport="webrtc" if args.webrtc else "websocket",
     )
     clips = clip_set.clips
     print(
         f"{len(clips)} clips from {folder} ({len(clip_set.skipped)} skipped); "
-        f"warming up with {options.warmup} turn(s)",
+        f"over {options.transport}; warming up with {options.warmup} turn(s)",
         file=sys.stderr,
     )
     progress = Progress(total_steps(len(clips), options), sys.stderr)

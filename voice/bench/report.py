@@ -99,6 +99,11 @@ class BenchReport:
     clips: list[dict[str, Any]]
     levels: list[LevelResult]
 
+    @property
+    def transport(self) -> str:
+        """``websocket`` or ``webrtc`` (reports written before WebRTC existed: websocket)."""
+        return str(self.options.get("transport", "websocket"))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
@@ -222,7 +227,8 @@ def format_degradation(levels: Sequence[LevelResult]) -> str:
 
 
 def format_report(report: BenchReport) -> str:
-    parts = [format_level(level) for level in report.levels]
+    parts = [f"{report.url} over {report.transport}"]
+    parts += [format_level(level) for level in report.levels]
     if len(report.levels) > 1:
         parts.append(format_degradation(report.levels))
     return "\n\n".join(parts)
@@ -250,7 +256,12 @@ def format_comparison(a: BenchReport, b: BenchReport, a_name: str, b_name: str) 
     compared = compare_reports(a, b)
     if not compared:
         return "the two reports have no concurrency level in common"
-    parts = [f"A = {a_name}\nB = {b_name}"]
+    parts = [f"A = {a_name} ({a.transport})\nB = {b_name} ({b.transport})"]
+    if a.transport != b.transport:
+        parts[0] += (
+            "\nA and B used different transports: audio stages are measured differently "
+            "(see BENCHMARKS.md, 'Over WebRTC')"
+        )
     for concurrency, rows in compared.items():
         parts.append(
             f"concurrency {concurrency} (medians, ms)\n"

@@ -4,7 +4,8 @@ A *call* is one simulated user: it says every clip in turn, ``repeat`` times (a 
 session per clip, so no turn pays for a longer history than another), then runs its
 barge-in tests. Call ``i`` of a level starts ``i * CALL_STAGGER_S`` after the first and
 goes through the clips starting at clip ``i``, so simultaneous calls do not all speak the
-same clip at the same moment.
+same clip at the same moment. Calls are WebSocket sessions or WebRTC calls
+(``BenchOptions.transport``); the scripts and the arithmetic are the same for both.
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from voice.bench.client import Clock, ServerUnreachable, Target, fetch_health
+from voice.bench.client import WEBSOCKET, fetch_health
 from voice.bench.clips import BenchClip
 from voice.bench.machine import load_average, machine_info
 from voice.bench.progress import Progress
 from voice.bench.report import BenchReport, LevelResult
-from voice.bench.timeline import BargeInTimeline, TurnTimeline
-from voice.bench.turns import AudioPlan, barge_in_audio, run_barge_in, run_turn, turn_audio
+from voice.bench.timeline import BargeInTimeline, TransportName, TurnTimeline
+from voice.bench.transport import Clock, ServerUnreachable, Target, Transport
+from voice.bench.turns import barge_in_audio, run_barge_in, run_turn, turn_audio
+from voice.bench.webrtc_call import WEBRTC
+
+PlanT = TypeVar("PlanT")
 
 CALL_STAGGER_S = 0.5
 #: The barge-in starts this long (uniform, seeded) after the first audio of the reply.
@@ -43,18 +48,20 @@ class BenchOptions:
     clips_dir: str | None = None
     max_seconds: float | None = None
     command: tuple[str, ...] = ()
+    transport: TransportName = "websocket"
 
 
 @dataclass(frozen=True)
-class _Plans:
+class _Plans(Generic[PlanT]):
+    transport: Transport[PlanT]
     clips: Sequence[BenchClip]
-    turns: Sequence[AudioPlan]
-    barge_ins: Sequence[AudioPlan]
+    turns: Sequence[PlanT]
+    barge_ins: Sequence[PlanT]
 
 
 async def _run_call(
     target: Target,
-    plans: _Plans,
+    plans: _Plans[PlanT],
     options: BenchOptions,
     concurrency: int,
     index: int,
@@ -68,6 +75,7 @@ async def _run_call(
         at = (index + k) % count
         turns.append(
             await run_turn(
+                plans.transport,
                 target,
                 plans.clips[at],
                 plans.turns[at],
@@ -84,6 +92,7 @@ async def _run_call(
         at = (index + k) % count
         barge_ins.append(
             await run_barge_in(
+                plans.transport,
                 target,
                 plans.clips[at],
                 plans.barge_ins[at],
@@ -100,7 +109,7 @@ async def _run_call(
 
 async def _run_level(
     target: Target,
-    plans: _Plans,
+    plans: _Plans[PlanT],
     options: BenchOptions,
     concurrency: int,
     progress: Progress | None,
@@ -155,11 +164,33 @@ async def run_bench(
     """Measure a running server; raises ``ServerUnreachable`` if it cannot be reached."""
     if not clips:
         raise ValueError("no clips to run")
+    if options.transport == "webrtc":
+        return await _measure(_plans(WEBRTC, clips), target, options, progress, clock)
+    return await _measure(_plans(WEBSOCKET, clips), target, options, progress, clock)
+
+
+def _plans(transport: Transport[PlanT], clips: Sequence[BenchClip]) -> _Plans[PlanT]:
+    turns = [transport.plan(turn_audio(clip)) for clip in clips]
+    return _Plans(transport, clips, turns, [transport.plan(barge_in_audio(c)) for c in clips])
+
+
+async def _measure(
+    plans: _Plans[PlanT],
+    target: Target,
+    options: BenchOptions,
+    progress: Progress | None,
+    clock: Clock,
+) -> BenchReport:
     health = await fetch_health(target)
-    plans = _Plans(clips, [turn_audio(c) for c in clips], [barge_in_audio(c) for c in clips])
     for _ in range(options.warmup):  # first inferences are slow; not measured
         await run_turn(
-            target, clips[0], plans.turns[0], -1, timeout=options.turn_timeout_s, clock=clock
+            plans.transport,
+            target,
+            plans.clips[0],
+            plans.turns[0],
+            -1,
+            timeout=options.turn_timeout_s,
+            clock=clock,
         )
     machine = {**machine_info(), "load_average_start": load_average()}
     levels = [
@@ -173,7 +204,7 @@ async def run_bench(
         options={k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items()},
         machine=machine,
         server_health=health,
-        clips=[_clip_info(clip) for clip in clips],
+        clips=[_clip_info(clip) for clip in plans.clips],
         levels=levels,
     )
 

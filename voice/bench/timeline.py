@@ -37,6 +37,14 @@ STAGES: tuple[str, ...] = (
 )
 
 BargeInOutcome = Literal["interrupted", "idle_at_onset", "not_interrupted", "incomplete"]
+TransportName = Literal["websocket", "webrtc"]
+
+#: Stage pairs whose order a transport does not imply. Over WebRTC ``response.done`` is
+#: sent when the reply is generated, while its audio is still playing out in real time.
+UNORDERED: Mapping[TransportName, frozenset[frozenset[str]]] = {
+    "websocket": frozenset(),
+    "webrtc": frozenset({frozenset({"done", "first_audio"}), frozenset({"done", "last_audio"})}),
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,8 @@ class Observation:
 
     ``text`` holds a user transcript or a reply transcript, only long enough to count
     words and score the transcription; it is never logged nor written out. ``audio_ms``
-    is the duration of an audio delta.
+    is the duration of an audio delta. (Over WebRTC, which has no audio deltas, the client
+    makes one ``AUDIO_DELTA`` observation per audible frame it receives.)
     """
 
     type: str
@@ -83,11 +92,14 @@ class TurnTimeline:
     are arrival times of: ``speech_stopped``, the user item's transcription ``completed``,
     the reply's first ``output_audio_transcript.delta`` (``first_text``), its first and
     last ``output_audio.delta`` and its ``response.done``; ``None`` when one never came.
+    Over WebRTC, t0 is when the frame holding that sample was handed to the sender, and
+    first and last audio are the first and last audible frames of the reply received.
     """
 
     clip: str
     call: int
     t0: float
+    transport: TransportName = "websocket"
     speech_stopped: float | None = None
     transcribed: float | None = None
     first_text: float | None = None
@@ -116,7 +128,8 @@ class TurnTimeline:
 
     def inconsistencies(self) -> list[str]:
         """Stages that arrived before a stage the protocol says comes first."""
-        return _order_problems({stage: self.mark(stage) for stage in STAGES})
+        marks = {stage: self.mark(stage) for stage in STAGES}
+        return _order_problems(marks, UNORDERED.get(self.transport, frozenset()))
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -129,12 +142,14 @@ class TurnTimeline:
         return cls(**_own_fields(cls, data))
 
 
-def _order_problems(marks: Mapping[str, float | None]) -> list[str]:
+def _order_problems(
+    marks: Mapping[str, float | None], unordered: frozenset[frozenset[str]]
+) -> list[str]:
     present = [(name, at) for name, at in marks.items() if at is not None]
     problems = []
     for index, (name, at) in enumerate(present):
         for earlier_name, earlier_at in present[:index]:
-            if at < earlier_at:
+            if at < earlier_at and frozenset({name, earlier_name}) not in unordered:
                 problems.append(f"{name} before {earlier_name}")
     return problems
 
@@ -150,6 +165,7 @@ def turn_from_observations(
     t0: float,
     observations: Sequence[Observation],
     reference: str | None = None,
+    transport: TransportName = "websocket",
 ) -> TurnTimeline:
     """The measured turn: the last user turn the server ended, and the response to it.
 
@@ -159,7 +175,7 @@ def turn_from_observations(
     transcription. ``reference`` (the clip's known transcript) gives the word error rate
     of all the clip's user turns' transcripts, joined in order.
     """
-    turn = TurnTimeline(clip=clip, call=call, t0=t0, errors=_errors(observations))
+    turn = TurnTimeline(clip, call, t0, transport, errors=_errors(observations))
     stops = [(i, o) for i, o in enumerate(observations) if o.type == SPEECH_STOPPED]
     turn.user_turns = len(stops)
     if not stops:

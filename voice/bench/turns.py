@@ -1,21 +1,18 @@
 """The two scripted conversations the bench measures: a spoken turn, and a barge-in.
 
-Audio is sent as a microphone would: 40 ms ``input_audio_buffer.append`` chunks, each sent
-when its last sample would have been captured, on a schedule computed from the start
-(``loop.time()``), so a late chunk does not delay the ones after it.
+They run over any :class:`~voice.bench.transport.Transport`: the call says planned
+utterances at real-time pace and records the server's events as observations.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from openai.types.realtime import (
     ConversationItemCreateEvent,
-    InputAudioBufferAppendEvent,
     RealtimeConversationItemUserMessage,
     RealtimeSessionCreateRequest,
     ResponseCreateEvent,
@@ -23,8 +20,8 @@ from openai.types.realtime import (
 )
 from openai.types.realtime.realtime_conversation_item_user_message import Content
 
-from voice.audio import Float32Array, float_to_pcm16, resample
-from voice.bench.client import CallClosed, Clock, RealtimeCall, Target, has_event, open_call
+from voice.audio import Float32Array
+from voice.bench.client import has_event
 from voice.bench.clips import BenchClip
 from voice.bench.timeline import (
     AUDIO_DELTA,
@@ -38,17 +35,20 @@ from voice.bench.timeline import (
     turn_from_observations,
     turn_settled,
 )
+from voice.bench.transport import BenchCall, CallClosed, Clock, Target, Transport, Utterance
 from voice.vad import VAD_SAMPLE_RATE
 
-WIRE_RATE = 24000  # the session's default input format, audio/pcm at 24 kHz
-CHUNK_MS = 40
-CHUNK_SAMPLES = VAD_SAMPLE_RATE * CHUNK_MS // 1000  # per chunk, at 16 kHz
+PlanT = TypeVar("PlanT")
+
 LEAD_SILENCE_S = 0.3
 TAIL_SILENCE_S = 1.5
 BARGE_IN_TAIL_S = 1.0
 SETUP_TIMEOUT_S = 10.0
 #: After the last audio is sent, the server's VAD must have ended the turn within this.
 SPEECH_STOPPED_TIMEOUT_S = 5.0
+#: After ``response.done``, the rest of the reply's audio must have arrived within this
+#: (WebRTC plays it out in real time; a WebSocket has already delivered it).
+AUDIO_DRAIN_TIMEOUT_S = 10.0
 
 TURN_INSTRUCTIONS = "You are a helpful companion. Answer in one short sentence."
 STORY_INSTRUCTIONS = "You are a storyteller. Tell long, detailed stories in plain speech."
@@ -59,63 +59,24 @@ class TurnFailed(Exception):
     """The script could not go on (an error event, or a step that never happened)."""
 
 
-@dataclass(frozen=True)
-class AudioPlan:
-    """Ready-to-send append messages, and the index of the chunk holding the marked sample."""
-
-    messages: tuple[str, ...]
-    mark_chunk: int
-
-
-def plan_audio(samples_16k: Float32Array, mark_sample: int) -> AudioPlan:
-    wire = float_to_pcm16(resample(samples_16k, VAD_SAMPLE_RATE, WIRE_RATE))
-    step = WIRE_RATE * 2 * CHUNK_MS // 1000
-    messages = tuple(
-        InputAudioBufferAppendEvent(
-            type="input_audio_buffer.append",
-            audio=_b64(wire[offset : offset + step]),
-        ).model_dump_json(exclude_unset=True)
-        for offset in range(0, len(wire), step)
-    )
-    return AudioPlan(messages, min(mark_sample // CHUNK_SAMPLES, len(messages) - 1))
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 def _silence(seconds: float) -> Float32Array:
     return np.zeros(round(seconds * VAD_SAMPLE_RATE), dtype=np.float32)
 
 
-def turn_audio(clip: BenchClip) -> AudioPlan:
+def turn_audio(clip: BenchClip) -> Utterance:
     """Lead silence, the clip, tail silence; marked at the clip's last speech sample."""
     lead = _silence(LEAD_SILENCE_S)
     samples = np.concatenate([lead, clip.samples, _silence(TAIL_SILENCE_S)])
-    return plan_audio(samples, lead.size + clip.speech_end - 1)
+    return Utterance(samples, lead.size + clip.speech_end - 1)
 
 
-def barge_in_audio(clip: BenchClip) -> AudioPlan:
+def barge_in_audio(clip: BenchClip) -> Utterance:
     """The clip and a little silence; marked at the clip's first speech sample."""
-    return plan_audio(np.concatenate([clip.samples, _silence(BARGE_IN_TAIL_S)]), clip.speech_start)
+    samples = np.concatenate([clip.samples, _silence(BARGE_IN_TAIL_S)])
+    return Utterance(samples, clip.speech_start)
 
 
-async def stream_audio(call: RealtimeCall, plan: AudioPlan) -> float:
-    """Send ``plan`` at real-time pace; return when its marked chunk was sent (call clock)."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    marked: float | None = None
-    for index, message in enumerate(plan.messages):
-        delay = started + (index + 1) * CHUNK_MS / 1000 - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await call.send_text(message)
-        if index == plan.mark_chunk:
-            marked = call.clock()
-    return call.clock() if marked is None else marked
-
-
-async def _expect(call: RealtimeCall, event_type: str, timeout: float) -> Observation:
+async def _expect(call: BenchCall[PlanT], event_type: str, timeout: float) -> Observation:
     try:
         found = await call.wait_for(has_event(event_type), timeout)
     except TimeoutError:
@@ -125,7 +86,7 @@ async def _expect(call: RealtimeCall, event_type: str, timeout: float) -> Observ
     return found
 
 
-async def _configure(call: RealtimeCall, instructions: str) -> None:
+async def _configure(call: BenchCall[PlanT], instructions: str) -> None:
     await _expect(call, "session.created", SETUP_TIMEOUT_S)
     await call.send(
         SessionUpdateEvent(
@@ -141,9 +102,10 @@ def _speech_stopped_or_error(observations: Sequence[Observation]) -> bool:
 
 
 async def run_turn(
+    transport: Transport[PlanT],
     target: Target,
     clip: BenchClip,
-    plan: AudioPlan,
+    plan: PlanT,
     call_index: int,
     *,
     timeout: float,
@@ -156,21 +118,25 @@ async def run_turn(
     """
     problem: str | None = None
     t0: float | None = None
-    async with open_call(target, clock) as call:
+    async with transport.connect(target, clock) as call:
         try:
             await _configure(call, TURN_INSTRUCTIONS)
-            t0 = await stream_audio(call, plan)
+            t0 = await call.say(plan)
             try:
                 await call.wait_for(_speech_stopped_or_error, SPEECH_STOPPED_TIMEOUT_S)
                 await call.wait_for(turn_settled, timeout)
             except TimeoutError:
                 problem = f"the reply did not finish within {timeout:g} s"
+            else:
+                await call.reply_heard(AUDIO_DRAIN_TIMEOUT_S)
         except (TurnFailed, CallClosed) as exc:
             problem = str(exc)
         observations = list(call.observations)
         schema_errors = list(call.schema_errors)
         t0 = clock() if t0 is None else t0
-    turn = turn_from_observations(clip.name, call_index, t0, observations, clip.transcript)
+    turn = turn_from_observations(
+        clip.name, call_index, t0, observations, clip.transcript, transport.name
+    )
     turn.errors += schema_errors + ([problem] if problem else [])
     return turn
 
@@ -186,9 +152,10 @@ def _response_done(response_id: str | None) -> Callable[[Sequence[Observation]],
 
 
 async def run_barge_in(
+    transport: Transport[PlanT],
     target: Target,
     clip: BenchClip,
-    plan: AudioPlan,
+    plan: PlanT,
     call_index: int,
     *,
     delay_s: float,
@@ -199,7 +166,7 @@ async def run_barge_in(
     problem: str | None = None
     onset: float | None = None
     response_id: str | None = None
-    async with open_call(target, clock) as call:
+    async with transport.connect(target, clock) as call:
         try:
             await _configure(call, STORY_INSTRUCTIONS)
             await call.send(
@@ -215,11 +182,13 @@ async def run_barge_in(
             await call.send(ResponseCreateEvent(type="response.create"))
             response_id = (await _expect(call, AUDIO_DELTA, timeout)).response_id
             await asyncio.sleep(delay_s)
-            onset = await stream_audio(call, plan)
+            onset = await call.say(plan)
             try:
                 await call.wait_for(_response_done(response_id), timeout)
             except TimeoutError:
                 problem = f"the interrupted reply did not end within {timeout:g} s"
+            else:
+                await call.reply_heard(AUDIO_DRAIN_TIMEOUT_S)
         except (TurnFailed, CallClosed) as exc:
             problem = str(exc)
         observations = list(call.observations)
