@@ -6,6 +6,7 @@ from voice.endpointing import EndpointingConfig, SpeechStarted, SpeechStopped
 from voice.turns import (
     CheckWords,
     CommitTurn,
+    DropSpeculative,
     InterruptBot,
     PauseBot,
     ResumeBot,
@@ -65,6 +66,8 @@ def test_speculation_is_dropped_when_the_user_goes_on() -> None:
     line.feed(0.0, 800)
     speculations = [a for a in line.actions() if isinstance(a, StartSpeculative)]
     assert len(speculations) == 2
+    drops = [a for a in line.actions() if isinstance(a, DropSpeculative)]
+    assert drops == [DropSpeculative(speculations[0].generation)]
     _, commit = line.first(CommitTurn)
     assert isinstance(commit, CommitTurn)
     assert commit.generation == speculations[1].generation
@@ -191,3 +194,20 @@ def test_word_checks_and_trailing_off() -> None:
     assert trails_off("I went to the...")
     assert not trails_off("I went home.")
     assert not trails_off("")
+
+
+def test_only_a_current_finished_sounding_guess_may_be_answered_early() -> None:
+    line = Timeline(speculative_after_ms=160, hold_ms=640)
+    line.feed(0.9, 640)
+    line.feed(0.0, 192)
+    _, speculative = line.first(StartSpeculative)
+    assert isinstance(speculative, StartSpeculative)
+    generation = speculative.generation
+    assert line.turns.is_speculating(generation)
+    assert not line.turns.on_speculative(generation + 1, "I like the sea.")  # stale
+    assert not line.turns.on_speculative(generation, "")  # nothing heard
+    assert not line.turns.on_speculative(generation, "and then I")  # trails off: hold
+    assert line.turns.on_speculative(generation, "I like the sea.")
+    line.feed(0.9, 96)  # the user goes on
+    assert not line.turns.is_speculating(generation)
+    assert not line.turns.on_speculative(generation, "I like the sea.")

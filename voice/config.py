@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         description="Extra silence allowed once per pause when the speculative transcript "
         "trails off ('and then I...'); 0 disables the semantic hold.",
     )
+    prepare_reply: bool = Field(
+        True,
+        description="Start the reply (model and first clause's speech) during the end-of-turn "
+        "silence once the speculative transcript sounds finished. It is sent only if the turn "
+        "ends with exactly that transcript, else dropped unheard; wrong guesses cost CPU. "
+        "Needs vad_speculative_after_ms > 0.",
+    )
     barge_in: Literal["pause", "immediate", "off"] = Field(
         "pause",
         description="Speech over the bot: 'pause' stops its audio at once, then interrupts if "

@@ -5,7 +5,7 @@ No I/O. Items keep plain text; the session turns them into wire items when it re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -99,9 +99,15 @@ class Conversation:
         self._items.remove(item)
         return True
 
-    def messages(self, instructions: str, max_items: int) -> list[dict[str, str]]:
-        """Chat messages for the LLM: the instructions, then the most recent items with text."""
-        recent = [item for item in self._items if item.text.strip()][-max_items:]
+    def messages(
+        self, instructions: str, max_items: int, pending: Sequence[Item] = ()
+    ) -> list[dict[str, str]]:
+        """Chat messages for the LLM: the instructions, then the most recent items with text.
+
+        ``pending`` items count as if they had been added (a turn not yet committed).
+        """
+        items = [*self._items, *pending]
+        recent = [item for item in items if item.text.strip()][-max_items:]
         messages = [{"role": "system", "content": instructions}] if instructions else []
         messages.extend({"role": item.role, "content": item.text} for item in recent)
         return messages

@@ -3,6 +3,10 @@
 A :class:`ResponseRun` is a handle. The session starts it, may cancel it (barge-in,
 ``response.cancel``), and learns from it how much audio it sent, so the history can keep
 only what the user heard.
+
+A run started with ``held=True`` is *prepared* ahead of the user's turn: the model writes
+and the first clauses are synthesized, but nothing reaches the client or the audio output
+until :meth:`ResponseRun.release`. Cancelling a held run leaves no trace on the wire.
 """
 
 from __future__ import annotations
@@ -59,6 +63,10 @@ class TurnTimings:
 
     created: float = 0.0
     first_text: float | None = None
+    #: The first clause's audio was synthesized (for a held run: maybe before release).
+    first_synthesized: float | None = None
+    #: A held run was released (its reply became the answer to the user's turn).
+    released: float | None = None
     first_audio: float | None = None
     last_audio: float | None = None
 
@@ -78,12 +86,13 @@ class ResponseRun:
         with_audio: bool,
         max_tokens: int | None,
         emit: Emit,
-        previous_item_id: str | None = None,
         clock: Callable[[], float] = time.perf_counter,
         script: str | None = None,
+        held: bool = False,
     ) -> None:
         self.id = new_id("resp")
-        self.previous_item_id = previous_item_id
+        #: The conversation item before this reply's, known once it joins the conversation.
+        self.previous_item_id: str | None = None
         self.item = item
         self.output_index = output_index
         self.status: Literal["in_progress", "completed", "cancelled", "failed"] = "in_progress"
@@ -100,18 +109,41 @@ class ResponseRun:
         self._max_tokens = max_tokens
         self._emit = emit
         self._task: asyncio.Task[None] | None = None
+        self._released = asyncio.Event()
+        if not held:
+            self._released.set()
+        self._open_lock = asyncio.Lock()
+        #: ``response.created`` went (or is going) out: from now on the client knows this run.
+        self._announced = False
+        self._open = False
+        #: A held run that failed before release (a fresh run should answer instead).
+        self.failure: BaseException | None = None
 
     @property
     def done(self) -> bool:
         return self.status != "in_progress"
 
     @property
+    def held(self) -> bool:
+        return not self._released.is_set()
+
+    @property
     def with_audio(self) -> bool:
         return self._with_audio
 
-    def start(self) -> asyncio.Task[None]:
+    def start(self, previous_item_id: str | None = None) -> asyncio.Task[None]:
+        """Start generating; a held run answers only after :meth:`release`."""
+        if not self.held:
+            self.previous_item_id = previous_item_id
         self._task = asyncio.create_task(self._run(), name=f"response-{self.id}")
         return self._task
+
+    async def release(self, previous_item_id: str | None) -> None:
+        """Make a held run the live response: announce it and let its audio out."""
+        self.previous_item_id = previous_item_id
+        self.timings.released = self._clock()
+        self._released.set()
+        await self._opened()
 
     async def wait(self) -> None:
         if self._task is not None:
@@ -130,7 +162,8 @@ class ResponseRun:
     ) -> None:
         """Stop generating and sending; the item keeps the text heard so far (estimated).
 
-        With ``emit=False`` (the client is gone) no closing events are sent.
+        With ``emit=False`` (the client is gone) no closing events are sent. A run never
+        announced (held) is dropped silently: the client never heard of it.
         """
         if self.done:
             return
@@ -138,6 +171,9 @@ class ResponseRun:
         if self.done:  # it finished on its own while being cancelled
             return
         self.status = "cancelled"
+        if not self._announced:
+            self.item.status = "incomplete"
+            return
         if self._with_audio:
             await self._output.clear()
             self.item.text = text_heard(self.item.segments, self._output.played_ms())
@@ -147,8 +183,23 @@ class ResponseRun:
 
     # --- the pipeline -----------------------------------------------------------------
 
+    async def _opened(self) -> None:
+        """Wait for release, then announce the response (once) before its first output."""
+        if self._open:
+            return
+        await self._released.wait()
+        async with self._open_lock:
+            if self._open:
+                return
+            self._announced = True
+            await self._emit_start()
+            if self._with_audio:
+                self._output.begin(self.id, self.item.id)
+            self._open = True
+
     async def _run(self) -> None:
-        await self._emit_start()
+        if not self.held:
+            await self._opened()
         failure: BaseException | None = None
         try:
             if self._with_audio:
@@ -160,6 +211,9 @@ class ResponseRun:
                 await self._write_text(None)
         except* Exception as errors:  # LLM or TTS error: the response fails, the call goes on
             failure = errors.exceptions[0]
+        if failure is not None and self.held:
+            self.failure = failure  # the session answers with a fresh run instead
+        await self._opened()
         if failure is not None:
             log.warning("response %s failed: %r", self.id, failure)
             self.status = "failed"
@@ -177,6 +231,7 @@ class ResponseRun:
             if self.timings.first_text is None:
                 self.timings.first_text = self._clock()
             if chunks is None:
+                await self._opened()
                 self.item.text += delta
                 await self._emit(
                     ResponseTextDeltaEvent(
@@ -203,7 +258,6 @@ class ResponseRun:
 
     async def _speak(self, chunks: asyncio.Queue[str | None]) -> None:
         """Synthesize each chunk and send its transcript and audio."""
-        self._output.begin(self.id, self.item.id)
         tts = self._voice.tts
         resampler = StreamResampler(tts.sample_rate, self._output.sample_rate)
         delivery = self._voice.delivery_state()
@@ -214,6 +268,9 @@ class ResponseRun:
             samples = resampler.process(await synthesize_plan(tts, plan))
             if not samples.size:
                 continue
+            if self.timings.first_synthesized is None:
+                self.timings.first_synthesized = self._clock()
+            await self._opened()
             separator = " " if self.item.text and text else ""
             # Record where this chunk's audio lies before sending it: a barge-in may land
             # while it plays, and the history must then map the play position onto it.
@@ -232,6 +289,7 @@ class ResponseRun:
             await self._send_audio(samples)
         tail = resampler.flush()
         if tail.size:
+            await self._opened()
             await self._send_audio(tail)
             if self.item.segments:
                 self.item.segments[-1].end_ms = self.audio_sent_ms

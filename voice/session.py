@@ -51,6 +51,7 @@ from voice.inference import ModelBusyError
 from voice.input_buffer import ArrivalLog, InputBuffer, ms_to_samples, samples_to_ms
 from voice.metrics import Metrics
 from voice.playout import AudioOutput, WebSocketAudioOutput
+from voice.prepared import PreparedReply, ReplyRecipe
 from voice.protocol import ClientEvent, ProtocolError, ServerEvent, new_id, parse_client_event
 from voice.response import ResponseRun
 from voice.session_config import Modality, SessionConfig, check_modalities
@@ -60,6 +61,7 @@ from voice.turns import (
     Action,
     CheckWords,
     CommitTurn,
+    DropSpeculative,
     InterruptBot,
     PauseBot,
     ResumeBot,
@@ -67,6 +69,7 @@ from voice.turns import (
     TurnTaker,
 )
 from voice.vad import SileroVadStream
+from voice.voices import Voice
 from voice.wire import wire_item
 
 log = logging.getLogger(__name__)
@@ -153,6 +156,8 @@ class RealtimeSession:
         self._stt_jobs: dict[int, asyncio.Task[Transcript]] = {}
         # Output.
         self.response: ResponseRun | None = None
+        #: A reply started during the end-of-turn silence, sent if the turn ends as guessed.
+        self._prepared = PreparedReply()
         self._turn_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -215,6 +220,7 @@ class RealtimeSession:
         """Cancel the response and every turn in flight. Safe to call twice."""
         self._closed = True
         self._cancel_stt_jobs()
+        await self._prepared.discard()
         tasks = list(self._turn_tasks)
         for task in tasks:
             await cancel_and_wait(task)
@@ -359,6 +365,8 @@ class RealtimeSession:
                     audio = self._input.slice(self._input.start, ms_to_samples(end_ms + 100))
                     job = self._start_stt(generation, audio)
                     job.add_done_callback(partial(self._speculated, generation))
+                case DropSpeculative():
+                    await self._prepared.discard()
                 case CheckWords(start_ms=start_ms, end_ms=end_ms, generation=generation):
                     audio = self._input.slice(
                         ms_to_samples(start_ms) - self._prefix_samples(),
@@ -378,7 +386,38 @@ class RealtimeSession:
                     await self.interrupt(reason="turn_detected")
 
     def _speculated(self, generation: int, job: asyncio.Task[Transcript]) -> None:
-        self._turns.on_speculative(generation, _text_of(job))
+        text = _text_of(job)
+        if self._turns.on_speculative(generation, text) and self._may_prepare_reply():
+            self._own(self._prepare_reply(generation, text), f"prepare-{generation}")
+
+    def _may_prepare_reply(self) -> bool:
+        """Whether a reply to the turn being guessed may be started before it ends."""
+        detection = self.config.turn_detection
+        return (
+            self._settings.prepare_reply
+            and not self._closed
+            and detection is not None
+            and bool(detection.create_response)
+            and not self._responding
+            and not self.bot_audible
+        )
+
+    async def _prepare_reply(self, generation: int, text: str) -> None:
+        """Start the reply to the guessed turn ``text``, held until the turn is committed."""
+        await self._prepared.discard()
+        voice = await self._engines.voices.get(self.config.voice)
+        if not self._turns.is_speculating(generation) or not self._may_prepare_reply():
+            return  # the user went on, or the turn ended, while the voice was looked up
+        guess = Item(new_id("item"), "user", text=text, from_audio=True)
+        messages = self._prompt(None, pending=[guess])
+        modalities = list(self.config.output_modalities)
+        recipe = ReplyRecipe.of(
+            messages, self.config.voice, modalities, self.config.max_output_tokens
+        )
+        run = self._new_run(messages, voice, modalities, script=None, held=True)
+        run.start()
+        self._prepared.hold(generation, recipe, run)
+        log.debug("reply prepared for speculative turn %d", generation)
 
     def _barge_in_stopped(self, onset_ms: int) -> None:
         """Bot audio stopped for speech that began at ``onset_ms``: how long that took."""
@@ -421,6 +460,7 @@ class RealtimeSession:
         task.add_done_callback(self._turn_tasks.discard)
 
     async def _on_speech_started(self, audio_start_ms: int) -> None:
+        await self._prepared.discard()
         self._pending_turn = PendingTurn(new_id("item"), audio_start_ms)
         self._input.trim(ms_to_samples(audio_start_ms) - self._prefix_samples())
         await self._emit(
@@ -453,12 +493,14 @@ class RealtimeSession:
                 code="input_audio_buffer_commit_empty",
             )
         self._turns.reset()
+        await self._prepared.discard()
         await self._commit(self._pending_turn, create_response=False)
 
     async def _on_input_audio_buffer_clear(self, event: Any) -> None:
         self._input.clear()
         self._turns.reset()
         self._cancel_stt_jobs()
+        await self._prepared.discard()
         self._pending_turn = PendingTurn(new_id("item"), self._input.end_ms)
         await self._emit(
             InputAudioBufferClearedEvent(
@@ -578,8 +620,9 @@ class RealtimeSession:
             "end_of_turn_s": span(times.speech_end_arrived, times.speech_stopped),
             "stt_s": times.stt_compute_s,
             "stt_after_commit_s": span(times.speech_stopped, times.transcribed),
+            "prepared": timings.released is not None,
             "llm_first_token_s": span(timings.created, timings.first_text),
-            "tts_first_audio_s": span(timings.first_text, timings.first_audio),
+            "tts_first_audio_s": span(timings.first_text, timings.first_synthesized),
             "speech_end_to_first_audio_s": span(origin, timings.first_audio),
             "speech_end_to_last_audio_s": span(origin, timings.last_audio),
             "audio_ms": round(response.audio_sent_ms),
@@ -613,39 +656,67 @@ class RealtimeSession:
         script: str | None = None,
         times: TurnTimes | None = None,
     ) -> ResponseRun:
-        """Start a reply: from the model, or ``script`` spoken as is (a greeting)."""
-        modalities = modalities or list(self.config.output_modalities)
-        item = Item(
-            new_id("item"), "assistant", status="in_progress", from_audio="audio" in modalities
-        )
+        """Start a reply: from the model, or ``script`` spoken as is (a greeting).
+
+        A reply prepared for exactly this prompt during the end-of-turn silence is used
+        instead of starting a new one; any other prepared reply is dropped unheard.
+        """
+        modalities = list(modalities or self.config.output_modalities)
+        voice = await self._engines.voices.get(self.config.voice)
         messages = self._prompt(instructions)
-        previous = self.conversation.add(item)
-        self.response = ResponseRun(
-            item=item,
-            output_index=0,
-            llm=self._engines.llm,
-            voice=await self._engines.voices.get(self.config.voice),
-            script=script,
-            messages=messages,
-            output=self.output,
-            with_audio="audio" in modalities,
-            max_tokens=self.config.max_output_tokens,
-            emit=self._emit,
-            previous_item_id=previous,
-            clock=self._clock,
+        recipe = ReplyRecipe.of(
+            messages, self.config.voice, modalities, self.config.max_output_tokens
         )
-        self.response.start()
+        prepared = self._prepared.take(recipe) if script is None else None
+        await self._prepared.discard()
+        if prepared is not None:
+            self.response = prepared
+            await prepared.release(self.conversation.add(prepared.item))
+        else:
+            self.response = self._new_run(messages, voice, modalities, script=script)
+            self.response.start(previous_item_id=self.conversation.add(self.response.item))
         self._own(self._follow(self.response, times), f"follow-{self.response.id}")
         return self.response
 
-    def _prompt(self, instructions: str | None) -> list[dict[str, str]]:
-        """The model's messages: the character's prompt, or the session instructions."""
+    def _new_run(
+        self,
+        messages: list[dict[str, str]],
+        voice: Voice,
+        modalities: Sequence[str],
+        *,
+        script: str | None,
+        held: bool = False,
+    ) -> ResponseRun:
+        with_audio = "audio" in modalities
+        return ResponseRun(
+            item=Item(new_id("item"), "assistant", status="in_progress", from_audio=with_audio),
+            output_index=0,
+            llm=self._engines.llm,
+            voice=voice,
+            script=script,
+            messages=messages,
+            output=self.output,
+            with_audio=with_audio,
+            max_tokens=self.config.max_output_tokens,
+            emit=self._emit,
+            clock=self._clock,
+            held=held,
+        )
+
+    def _prompt(
+        self, instructions: str | None, pending: Sequence[Item] = ()
+    ) -> list[dict[str, str]]:
+        """The model's messages: the character's prompt, or the session instructions.
+
+        ``pending`` items count as part of the conversation (a turn not yet committed).
+        """
         if self.companion is None:
             return self.conversation.messages(
                 self.config.instructions if instructions is None else instructions,
                 self._settings.history_turns,
+                pending,
             )
-        turns = self.conversation.messages("", self._settings.history_turns)
+        turns = self.conversation.messages("", self._settings.history_turns, pending)
         extra = instructions if instructions is not None else self.config.client_instructions or ""
         return self.companion.messages(turns, extra)
 

@@ -9,9 +9,10 @@ Policies, each configurable in :class:`TurnConfig`:
 
 * **Endpointing.** A turn ends after ``silence_ms`` of silence. After
   ``speculative_after_ms`` of silence the session is asked to transcribe the speech so
-  far (:class:`StartSpeculative`); if the user goes on, that transcript is dropped, if the
-  silence is confirmed the turn is committed with it, so the transcript is (nearly) ready
-  at commit time.
+  far (:class:`StartSpeculative`); if the user goes on, that transcript is dropped
+  (:class:`DropSpeculative`), if the silence is confirmed the turn is committed with it,
+  so the transcript is (nearly) ready at commit time. A guess that sounds finished lets
+  the session prepare the reply during the rest of the silence.
 * **Semantic hold.** If the speculative transcript trails off ("and then I…", "so um"),
   the silence needed is extended by ``hold_ms`` once per pause.
 * **Barge-in** (``barge_in="pause"``, the default). Speech while the bot is audible first
@@ -46,6 +47,13 @@ class StartSpeculative:
     """Transcribe the buffered speech up to ``end_ms`` now; tag the result ``generation``."""
 
     end_ms: int
+    generation: int
+
+
+@dataclass(frozen=True)
+class DropSpeculative:
+    """The user went on after a pause: the speculative ``generation`` will not be used."""
+
     generation: int
 
 
@@ -87,6 +95,7 @@ Action = (
     SpeechStarted
     | SpeechStopped
     | StartSpeculative
+    | DropSpeculative
     | CommitTurn
     | PauseBot
     | ResumeBot
@@ -219,9 +228,10 @@ class TurnTaker:
         silence = self._endpointer.silence_ms
         if silence == 0:
             if self._speculative is not None:  # the user went on: drop the guess
-                self._speculative = None
+                dropped, self._speculative = self._speculative, None
                 self._held = False
                 self._generation += 1
+                return [DropSpeculative(dropped)]
             return []
         after = self.config.speculative_after_ms
         if after is not None and self._speculative is None and silence >= after:
@@ -245,12 +255,23 @@ class TurnTaker:
         self._paused = False
         return [SpeechStarted(self._overlap_start_ms), InterruptBot()]
 
-    def on_speculative(self, generation: int, text: str) -> None:
-        """A speculative transcript arrived; it may extend the wait (semantic hold)."""
+    def on_speculative(self, generation: int, text: str) -> bool:
+        """A speculative transcript arrived; it may extend the wait (semantic hold).
+
+        Returns whether the guess is current and sounds finished: if the silence holds,
+        the turn will be committed with it, so a reply to it can be prepared now.
+        """
         if generation != self._speculative or self._state != "speech":
-            return
-        if self.config.hold_ms and not self._held and trails_off(text):
-            self._held = True
+            return False
+        if trails_off(text):
+            if self.config.hold_ms and not self._held:
+                self._held = True
+            return False
+        return bool(normalized_words(text))
+
+    def is_speculating(self, generation: int) -> bool:
+        """Whether speculative ``generation`` is still the guess the turn would commit with."""
+        return generation == self._speculative and self._state == "speech"
 
     def on_words(self, generation: int, text: str, end_ms: int) -> list[Action]:
         """The words of a short speech over the bot: interrupt, or resume the bot."""

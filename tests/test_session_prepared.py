@@ -1,0 +1,158 @@
+"""The reply prepared during the end-of-turn silence: used when the guess holds, else unheard.
+
+Real speech and the real Silero VAD drive turn-taking; the STT, LLM and TTS are the fakes
+of ``test_session_fakes`` (scripted, instant), and time is the session's manual clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from tests.conftest import Clip
+from tests.test_session_fakes import FakeEngines, FakeLLM, ManualClock, Recorder
+from voice.config import Settings
+from voice.session import RealtimeSession
+from voice.vad import SileroVadStream
+
+CHUNK = 640  # 40 ms at 16 kHz, as a client sends it
+CLIP = "librivox_sense_sensibility_0880"  # "he was not an ill disposed young man", 3 s
+
+
+class WitnessLLM(FakeLLM):
+    """A fake LLM that also notes which events the client had seen when it was asked."""
+
+    def __init__(self, replies: list[str], recorder: Recorder) -> None:
+        super().__init__(replies)
+        self.recorder = recorder
+        self.seen_at_call: list[list[str]] = []
+
+    async def stream(
+        self, messages: list[dict[str, str]], *, max_tokens: int | None = None
+    ) -> AsyncIterator[str]:
+        self.seen_at_call.append(self.recorder.types())
+        async for delta in super().stream(messages, max_tokens=max_tokens):
+            yield delta
+
+
+def silence(ms: int) -> np.ndarray:
+    return np.zeros(ms * 16, dtype=np.float32)
+
+
+def make(
+    recorder: Recorder, *, prepare: bool = True
+) -> tuple[RealtimeSession, WitnessLLM, ManualClock]:
+    llm = WitnessLLM(["Not ill disposed at all. Just careful."], recorder)
+    clock = ManualClock()
+    settings = Settings(instructions="Be brief.", output_lead_ms=1e9, prepare_reply=prepare)
+    session = RealtimeSession(FakeEngines(llm), settings, recorder.emit, clock=clock)  # type: ignore[arg-type]
+    return session, llm, clock
+
+
+async def say(session: RealtimeSession, clock: ManualClock, audio: np.ndarray) -> None:
+    """Stream 16 kHz audio in 40 ms chunks; let the session's tasks run between chunks."""
+    for start in range(0, len(audio), CHUNK):
+        clock.now += CHUNK / 16000
+        await session.push_audio(audio[start : start + CHUNK])
+        for _ in range(5):  # the fakes finish within a few loop turns
+            await asyncio.sleep(0)
+
+
+@pytest.fixture
+def clip(speech: dict[str, Clip]) -> np.ndarray:
+    """The clip cut to its speech (by Silero, as the session sees it), so pauses are exact."""
+    samples = speech[CLIP].samples
+    vad = SileroVadStream()
+    starts = [start for start, p in vad.process(samples) if p >= 0.5]
+    return samples[starts[0] : starts[-1] + vad.window]
+
+
+async def test_reply_prepared_in_the_silence_is_the_one_sent(clip: np.ndarray) -> None:
+    recorder = Recorder()
+    session, llm, clock = make(recorder)
+    await session.start()
+    await say(session, clock, np.concatenate([silence(300), clip, silence(800)]))
+    await recorder.wait_for("response.done")
+    types = recorder.types()
+    # The model was asked once, before the end of the turn was even decided ...
+    assert len(llm.prompts) == 1
+    assert "input_audio_buffer.speech_stopped" not in llm.seen_at_call[0]
+    assert llm.prompts[0][-1] == {"role": "user", "content": "hello there"}
+    # ... but the client heard of the reply only after its turn was transcribed.
+    assert (
+        types.index("input_audio_buffer.speech_stopped")
+        < types.index("conversation.item.input_audio_transcription.completed")
+        < types.index("response.created")
+        < types.index("response.output_audio.delta")
+    )
+    assert types.count("response.created") == 1
+    done = recorder.of("response.done")[0]["response"]
+    assert done["status"] == "completed"
+    assert done["output"][0]["content"][0]["transcript"] == "Not ill disposed at all. Just careful."
+    created = recorder.of("response.output_item.added")[0]
+    user_item = recorder.of("conversation.item.input_audio_transcription.completed")[0]["item_id"]
+    assert created["item"]["id"] == done["output"][0]["id"]
+    added = [e for e in recorder.of("conversation.item.added") if e["item"]["role"] == "assistant"]
+    assert added[0]["previous_item_id"] == user_item
+    await session.aclose()
+    assert session.busy_tasks == 0
+
+
+async def test_user_going_on_drops_the_prepared_reply_unheard(clip: np.ndarray) -> None:
+    recorder = Recorder()
+    session, llm, clock = make(recorder)
+    await session.start()
+    # A 300 ms pause: long enough to guess and prepare, too short to end the turn.
+    await say(session, clock, np.concatenate([silence(300), clip, silence(300), clip]))
+    assert len(llm.prompts) == 1, "a reply was prepared during the pause"
+    assert llm.closed_streams == 1, "and dropped when the user went on"
+    assert not [t for t in recorder.types() if t.startswith("response.")]
+    await say(session, clock, silence(800))
+    await recorder.wait_for("response.done")
+    assert recorder.types().count("response.created") == 1
+    assert recorder.of("response.done")[0]["response"]["status"] == "completed"
+    assert len(llm.prompts) == 2
+    await session.aclose()
+
+
+async def test_prepared_reply_for_an_outdated_prompt_is_replaced(clip: np.ndarray) -> None:
+    recorder = Recorder()
+    session, llm, clock = make(recorder)
+    await session.start()
+    await say(session, clock, np.concatenate([silence(300), clip, silence(300)]))
+    assert len(llm.prompts) == 1
+    update = {"type": "session.update", "session": {"type": "realtime", "instructions": "Rhyme."}}
+    await session.handle_text(json.dumps(update))
+    await say(session, clock, silence(800))
+    await recorder.wait_for("response.done")
+    assert len(llm.prompts) == 2, "the reply was written again for the new instructions"
+    assert llm.prompts[1][0] == {"role": "system", "content": "Rhyme."}
+    assert llm.closed_streams == 2
+    assert recorder.types().count("response.created") == 1
+    await session.aclose()
+
+
+async def test_without_prepare_reply_the_model_is_asked_after_the_turn(clip: np.ndarray) -> None:
+    recorder = Recorder()
+    session, llm, clock = make(recorder, prepare=False)
+    await session.start()
+    await say(session, clock, np.concatenate([silence(300), clip, silence(800)]))
+    await recorder.wait_for("response.done")
+    assert len(llm.prompts) == 1
+    assert "conversation.item.input_audio_transcription.completed" in llm.seen_at_call[0]
+    await session.aclose()
+
+
+async def test_close_while_a_reply_is_prepared_leaves_nothing_running(clip: np.ndarray) -> None:
+    recorder = Recorder()
+    session, llm, clock = make(recorder)
+    await session.start()
+    await say(session, clock, np.concatenate([silence(300), clip, silence(300)]))
+    assert len(llm.prompts) == 1
+    await session.aclose()
+    assert session.busy_tasks == 0
+    assert not [t for t in recorder.types() if t.startswith("response.")]

@@ -1,0 +1,73 @@
+"""A reply prepared during the end-of-turn silence, used only if the turn ends as guessed.
+
+Once the speculative transcript of a pause sounds finished, the session starts the reply
+to it as a *held* :class:`~voice.response.ResponseRun`: the model writes and the first
+clause is synthesized while the silence is still being confirmed. When the turn is
+committed, the prepared run is taken only if everything the reply depends on (the
+:class:`ReplyRecipe`: prompt, voice, modalities, token limit) is exactly what a fresh run
+would get; otherwise, or if the user goes on speaking, it is cancelled unheard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from voice.response import ResponseRun
+
+
+@dataclass(frozen=True)
+class ReplyRecipe:
+    """Everything a reply is generated from; a prepared reply is valid only for its recipe."""
+
+    messages: tuple[tuple[str, str], ...]
+    voice: str
+    modalities: tuple[str, ...]
+    max_tokens: int | None
+
+    @classmethod
+    def of(
+        cls,
+        messages: list[dict[str, str]],
+        voice: str,
+        modalities: Sequence[str],
+        max_tokens: int | None,
+    ) -> ReplyRecipe:
+        pairs = tuple((message["role"], message["content"]) for message in messages)
+        return cls(pairs, voice, tuple(modalities), max_tokens)
+
+
+class PreparedReply:
+    """The session's slot for at most one held run, tagged with the guess it answers."""
+
+    def __init__(self) -> None:
+        self._run: ResponseRun | None = None
+        self._recipe: ReplyRecipe | None = None
+        self.generation: int | None = None
+
+    @property
+    def run(self) -> ResponseRun | None:
+        return self._run
+
+    def hold(self, generation: int, recipe: ReplyRecipe, run: ResponseRun) -> None:
+        """Keep ``run`` (started, held) as the reply to speculative ``generation``."""
+        if self._run is not None:
+            raise RuntimeError("a prepared reply is already held; discard it first")
+        self._run, self._recipe, self.generation = run, recipe, generation
+
+    def take(self, recipe: ReplyRecipe) -> ResponseRun | None:
+        """The held run, if it answers exactly ``recipe`` and has not failed; else None.
+
+        A run that is taken leaves the slot; one that is not stays for :meth:`discard`.
+        """
+        run = self._run
+        if run is None or self._recipe != recipe or run.failure is not None or run.done:
+            return None
+        self._run, self._recipe, self.generation = None, None, None
+        return run
+
+    async def discard(self) -> None:
+        """Cancel the held run, if any; the client never hears of it. Safe to call twice."""
+        run, self._run, self._recipe, self.generation = self._run, None, None, None
+        if run is not None:
+            await run.cancel("turn_detected", emit=False)
