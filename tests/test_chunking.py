@@ -11,7 +11,8 @@ from voice.chunking import SentenceChunker
 # Large first_chunk_min_chars disables the early clause cut where a test is about sentences.
 NO_CLAUSE = 10_000
 SMALL = {"first_chunk_min_chars": 5, "min_chars": 10, "max_chars": 60}
-LIMITS: list[dict[str, int]] = [{}, SMALL]
+PHRASES = {"first_chunk_phrase_words": 3}
+LIMITS: list[dict[str, int]] = [{}, SMALL, PHRASES, {**SMALL, **PHRASES}]
 ELLIPSIS = "\u2026"
 EM_DASH = "\u2014"
 
@@ -174,6 +175,37 @@ def test_first_chunk_clause_cut_at_spaced_dash_but_not_hyphen() -> None:
     ]
 
 
+def test_first_chunk_may_end_before_a_phrase_opening_word() -> None:
+    text = "That's a classic example of an understatement. I'm glad you're happy with it."
+    assert chunk_whole(text, first_chunk_phrase_words=3) == [
+        "That's a classic example",
+        "of an understatement.",
+        "I'm glad you're happy with it.",  # later chunks keep whole sentences
+    ]
+
+
+def test_phrase_break_needs_enough_words_and_a_whole_next_word() -> None:
+    # "of" after two words is too early; "today" is not "to".
+    chunker = SentenceChunker(first_chunk_phrase_words=3)
+    assert chunker.push("The invention of movable type to") == []
+    assert chunker.push("day changed the world and") == []  # "and" or "android"?
+    assert chunker.push(" then") == ["The invention of movable type today changed the world"]
+    assert chunker.flush() == ["and then"]
+
+
+def test_phrase_breaks_are_off_by_default_and_punctuation_comes_first() -> None:
+    text = "No, there is no need for further explanation, really."
+    assert chunk_whole(text) == ["No, there is no need for further explanation,", "really."]
+    assert chunk_whole(text, first_chunk_phrase_words=3) == [
+        "No, there is no need",
+        "for further explanation, really.",
+    ]
+    # After punctuation the clause rule decides (here: too short to cut, 10 < 12 chars).
+    assert chunk_whole("Well, yes, of course.", first_chunk_phrase_words=1) == [
+        "Well, yes, of course."
+    ]
+
+
 def test_long_run_on_sentence_is_cut_at_whitespace_within_max_chars() -> None:
     words = [f"word{i}" for i in range(100)]
     text = " ".join(words)
@@ -225,6 +257,8 @@ def test_random_token_splits_give_identical_chunks_and_lose_no_text(seed: int) -
 
 
 def test_invalid_limits_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        SentenceChunker(first_chunk_phrase_words=-1)
     with pytest.raises(ValueError):
         SentenceChunker(min_chars=100, max_chars=50)
     with pytest.raises(ValueError):

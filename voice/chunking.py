@@ -17,6 +17,13 @@ _OPENERS = "\"'([\u201c\u2018\u00ab"
 _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc"})
 # Initials ("J."), dotted abbreviations ("e.g.", "i.e.", "a.m.", "U.S.").
 _INITIALS = re.compile(r"[A-HJ-Z]|(?:[A-Za-z]\.)+[A-Za-z]")
+#: Words that usually open a new phrase: a first chunk may end just before one.
+PHRASE_STARTERS = frozenset(
+    "and but or so because if when while though although unless until since after before "
+    "that which who whom whose where in on at with without for of to from about into over "
+    "under through than like as".split()
+)
+_WORD_CHARS = re.compile(r"[\w'\u2019-]")
 
 
 def _run(text: str, i: int, chars: str) -> int:
@@ -31,17 +38,28 @@ class SentenceChunker:
 
     Chunks end at sentence ends followed by whitespace and at newlines. The first chunk
     of a response may end at a clause boundary (``,`` ``;`` ``:`` or a spaced dash) once
-    it has ``first_chunk_min_chars`` characters, so speech starts early. A chunk that
+    it has ``first_chunk_min_chars`` characters, so speech starts early. With
+    ``first_chunk_phrase_words`` > 0 it may also end at a phrase break: before a word that
+    opens a phrase (:data:`PHRASE_STARTERS`: "and", "of", "with"...) once it has that many
+    words and ``first_chunk_min_chars`` characters. A chunk that
     passes ``max_chars`` without a sentence end is cut at its last clause boundary (if
     that leaves at least ``min_chars``), else at its last whitespace; words are never split.
     """
 
     def __init__(
-        self, *, first_chunk_min_chars: int = 12, min_chars: int = 40, max_chars: int = 220
+        self,
+        *,
+        first_chunk_min_chars: int = 12,
+        first_chunk_phrase_words: int = 0,
+        min_chars: int = 40,
+        max_chars: int = 220,
     ) -> None:
         if not (0 < first_chunk_min_chars and 0 < min_chars <= max_chars):
             raise ValueError("need 0 < first_chunk_min_chars and 0 < min_chars <= max_chars")
+        if first_chunk_phrase_words < 0:
+            raise ValueError("need first_chunk_phrase_words >= 0 (0: no phrase breaks)")
         self._first_min = first_chunk_min_chars
+        self._phrase_words = first_chunk_phrase_words
         self._min = min_chars
         self._max = max_chars
         self._reset()
@@ -88,6 +106,13 @@ class SentenceChunker:
             if i == 0:
                 self._buf = buf.lstrip()
                 return -1
+            if c != "\n" and self._first and self._phrase_words:
+                starts_phrase = self._phrase_break(i, final)
+                if starts_phrase is None:
+                    return None  # the next word is not complete yet
+                if starts_phrase:
+                    self._space, self._i = i, i + 1
+                    return i + 1
             self._space, self._i = i, i + 1
             return i + 1 if c == "\n" else -1
         if c in _ENDS:
@@ -135,6 +160,24 @@ class SentenceChunker:
             nxt = self._next_visible(j, final)
             return None if nxt is None else j if nxt == "" or nxt.isupper() else -1
         return j
+
+    def _phrase_break(self, i: int, final: bool) -> bool | None:
+        """Whether the first chunk ends at the whitespace ``buf[i]``: enough words before,
+        and a phrase-opening word after. None while the next word is still being written."""
+        before = self._buf[:i]
+        if len(before) < self._first_min or len(before.split()) < self._phrase_words:
+            return False
+        if before[-1] in _ENDS + _CLAUSES + _DASHES:
+            return False  # punctuation decides there
+        j = i
+        while j < len(self._buf) and self._buf[j].isspace():
+            j += 1
+        k = j
+        while k < len(self._buf) and _WORD_CHARS.match(self._buf[k]):
+            k += 1
+        if k == len(self._buf) and not final:
+            return None
+        return self._buf[j:k].lower() in PHRASE_STARTERS
 
     def _next_visible(self, j: int, final: bool) -> str | None:
         """First non-whitespace char from ``j``; "" at end of stream, None if not yet known."""

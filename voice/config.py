@@ -147,6 +147,15 @@ class Settings(BaseSettings):
         description="TOML mapping stage directions (*laughs*, [sighs]) to prosody and setting "
         "pause lengths. Default: voice/delivery/prosody.toml shipped with the server.",
     )
+    first_chunk_phrase_words: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="The reply's first spoken chunk may end before a phrase-opening word "
+        "('and', 'of', 'with'...) once it has this many words, so speech starts before the "
+        "first comma or full stop; later chunks are whole sentences. 0: first chunk ends only "
+        "at punctuation.",
+    )
 
     # --- sessions -----------------------------------------------------------------------
     instructions: str = Field(DEFAULT_INSTRUCTIONS, description="Default system instructions.")

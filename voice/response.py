@@ -89,6 +89,7 @@ class ResponseRun:
         clock: Callable[[], float] = time.perf_counter,
         script: str | None = None,
         held: bool = False,
+        first_chunk_phrase_words: int = 0,
     ) -> None:
         self.id = new_id("resp")
         #: The conversation item before this reply's, known once it joins the conversation.
@@ -103,6 +104,7 @@ class ResponseRun:
         self._messages = messages
         self._output = output
         self._script = script
+        self._first_chunk_phrase_words = first_chunk_phrase_words
         #: Set by the session once the reply went into the companion's memory.
         self.recorded = False
         self._with_audio = with_audio
@@ -226,7 +228,7 @@ class ResponseRun:
 
     async def _write_text(self, chunks: asyncio.Queue[str | None] | None) -> None:
         """Read the LLM stream; cut it into chunks for the TTS (or send text deltas)."""
-        chunker = SentenceChunker()
+        chunker = SentenceChunker(first_chunk_phrase_words=self._first_chunk_phrase_words)
         async for delta in self._text():
             if self.timings.first_text is None:
                 self.timings.first_text = self._clock()

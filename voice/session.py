@@ -701,6 +701,7 @@ class RealtimeSession:
             emit=self._emit,
             clock=self._clock,
             held=held,
+            first_chunk_phrase_words=self._settings.first_chunk_phrase_words,
         )
 
     def _prompt(
