@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     default_voice: str = Field(
         "joe", description="Voice preset a session speaks with unless it asks for another."
     )
+    tts_threads: int = Field(
+        1,
+        ge=1,
+        description="CPU threads of each Piper voice (onnxruntime, no spinning). One leaves "
+        "the other core to the LLM writing the next clause; on 2 cores it is also faster "
+        "per clause than two.",
+    )
     delivery_rules_file: Path | None = Field(
         None,
         description="TOML mapping stage directions (*laughs*, [sighs]) to prosody and setting "

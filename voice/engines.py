@@ -98,7 +98,10 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
 
     # Presets are checked now (a bad one stops the start); the default voice is loaded.
     voices = VoiceLibrary.from_folder(
-        settings.voices_dir, settings.default_voice, read_rules(settings.delivery_rules_file)
+        settings.voices_dir,
+        settings.default_voice,
+        read_rules(settings.delivery_rules_file),
+        threads=settings.tts_threads,
     )
     await progress.run("tts", f"loading voice '{voices.default}'", voices.get)
 

@@ -8,13 +8,15 @@ one for a user's local Coqui model (``pip install coqui-tts``; untested here).
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import onnxruntime
 from piper import PiperVoice
-from piper.config import SynthesisConfig
+from piper.config import PiperConfig, SynthesisConfig
 
 from voice.audio import Float32Array
 from voice.delivery import Pause, Prosody, Segment
@@ -81,12 +83,30 @@ class PiperTTS:
     """A Piper voice: synthesizes one text chunk at a time to float32 audio at
     :attr:`sample_rate`."""
 
-    def __init__(self, model_path: Path, config_path: Path | None = None, name: str = "") -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        config_path: Path | None = None,
+        name: str = "",
+        *,
+        threads: int = 1,
+    ) -> None:
         config_path = config_path or model_path.with_name(model_path.name + ".json")
         for path in (model_path, config_path):
             if not path.is_file():
                 raise FileNotFoundError(f"Piper voice file not found: {path}")
-        self._voice = PiperVoice.load(model_path, config_path)
+        # Our own session options rather than PiperVoice.load's defaults (one thread per
+        # core, spinning): on a small CPU shared with the LLM, spinning threads steal it.
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = onnxruntime.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        with config_path.open(encoding="utf-8") as handle:
+            piper_config = PiperConfig.from_dict(json.load(handle))
+        self._voice = PiperVoice(session=session, config=piper_config)
         config = self._voice.config
         self.sample_rate: int = int(config.sample_rate)
         self.name = name or model_path.stem

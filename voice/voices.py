@@ -17,6 +17,7 @@ import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -200,13 +201,13 @@ class Voice:
         )
 
 
-def open_engine(preset: VoicePreset) -> TTSEngine:
-    """Load the model a preset names (blocking: seconds)."""
+def open_engine(preset: VoicePreset, threads: int = 1) -> TTSEngine:
+    """Load the model a preset names (blocking: seconds); Piper runs on ``threads``."""
     model, config = preset.model_files()
     if preset.engine == "coqui":
         assert config is not None  # checked by the validator
         return CoquiTTS(model, config)
-    return PiperTTS(model, config)
+    return PiperTTS(model, config, threads=threads)
 
 
 def preset_prosody(preset: VoicePreset, engine: TTSEngine) -> Prosody:
@@ -250,10 +251,16 @@ class VoiceLibrary:
 
     @classmethod
     def from_folder(
-        cls, folder: Path, default: str, rules: DeliveryRules | None = None
+        cls, folder: Path, default: str, rules: DeliveryRules | None = None, *, threads: int = 1
     ) -> VoiceLibrary:
-        """The presets in ``folder`` (see :func:`load_presets`) and the built-in ones."""
-        return cls(load_presets(folder), default, rules=rules)
+        """The presets in ``folder`` (see :func:`load_presets`) and the built-in ones; their
+        models run on ``threads`` CPU threads each."""
+        return cls(
+            load_presets(folder),
+            default,
+            rules=rules,
+            open_engine=partial(open_engine, threads=threads),
+        )
 
     @property
     def names(self) -> list[str]:
