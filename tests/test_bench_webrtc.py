@@ -179,6 +179,7 @@ def test_first_and_last_audio_are_the_first_and_last_audible_frames() -> None:
     assert turn.first_audio == pytest.approx(start + 0.04)
     assert turn.last_audio == pytest.approx(start + 0.12)
     assert turn.reply_audio_ms == pytest.approx(60.0)  # three audible frames
+    assert turn.response_id == "resp_1"
     assert turn.complete and turn.inconsistencies() == []
     # The same marks are out of order for a WebSocket, where deltas precede response.done.
     websocket = turn_from_observations("clip", 0, T0, observations)
@@ -192,16 +193,15 @@ def test_webrtc_still_checks_the_order_of_everything_but_done() -> None:
     assert "first_audio before transcribed" in turn.inconsistencies()
 
 
-def test_playback_is_over_when_every_started_reply_stopped_or_was_cleared() -> None:
-    assert playback_over([])
+def test_playback_is_over_when_the_reply_stopped_was_cleared_or_never_started() -> None:
+    assert playback_over([], "a")
     started = [Observation(OUTPUT_STARTED, 1.0, response_id="a")]
-    assert not playback_over(started)
-    assert playback_over([*started, Observation(OUTPUT_STOPPED, 2.0, response_id="a")])
-    assert playback_over([*started, Observation(OUTPUT_CLEARED, 2.0, response_id="a")])
-    other = [*started, Observation(OUTPUT_STOPPED, 2.0, response_id="b")]
-    assert not playback_over(other)
-    again = [*started, Observation(RESPONSE_DONE, 1.5, response_id="a")]
-    assert not playback_over(again)
+    assert not playback_over(started, "a")
+    assert playback_over(started, "b")  # another reply playing does not matter
+    assert playback_over([*started, Observation(OUTPUT_STOPPED, 2.0, response_id="a")], "a")
+    assert playback_over([*started, Observation(OUTPUT_CLEARED, 2.0, response_id="a")], "a")
+    assert not playback_over([*started, Observation(OUTPUT_STOPPED, 2.0, response_id="b")], "a")
+    assert not playback_over([*started, Observation(RESPONSE_DONE, 1.5, response_id="a")], "a")
 
 
 # --- the report says which transport --------------------------------------------------------

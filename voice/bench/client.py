@@ -204,7 +204,7 @@ class RealtimeCall:
                 marked = self.clock()
         return self.clock() if marked is None else marked
 
-    async def reply_heard(self, timeout: float) -> None:
+    async def reply_heard(self, response_id: str | None, timeout: float) -> None:
         """Nothing to wait for: every audio delta arrives before its ``response.done``."""
 
     async def aclose(self) -> None:

@@ -100,6 +100,7 @@ class TurnTimeline:
     call: int
     t0: float
     transport: TransportName = "websocket"
+    response_id: str | None = None
     speech_stopped: float | None = None
     transcribed: float | None = None
     first_text: float | None = None
@@ -196,7 +197,8 @@ def turn_from_observations(
     created = _first(observations, lambda o: o.type == RESPONSE_CREATED, transcribed_index)
     if created is None:
         return turn
-    reply = _response_marks(observations, created[1].response_id)
+    turn.response_id = created[1].response_id
+    reply = _response_marks(observations, turn.response_id)
     turn.first_text = reply.first_text
     turn.first_audio = reply.first_audio
     turn.last_audio = reply.last_audio

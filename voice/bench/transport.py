@@ -110,8 +110,9 @@ class BenchCall(Protocol[PlanT_contra]):
         """Send ``plan`` at real-time pace; the clock when its marked sample was sent."""
         ...
 
-    async def reply_heard(self, timeout: float) -> None:
-        """Return once the audio of finished responses has all arrived (or after ``timeout``)."""
+    async def reply_heard(self, response_id: str | None, timeout: float) -> None:
+        """Return once all audio of the finished ``response_id`` has arrived (or after
+        ``timeout``)."""
         ...
 
 

@@ -128,7 +128,8 @@ async def run_turn(
             except TimeoutError:
                 problem = f"the reply did not finish within {timeout:g} s"
             else:
-                await call.reply_heard(AUDIO_DRAIN_TIMEOUT_S)
+                measured = turn_from_observations(clip.name, call_index, 0.0, call.observations)
+                await call.reply_heard(measured.response_id, AUDIO_DRAIN_TIMEOUT_S)
         except (TurnFailed, CallClosed) as exc:
             problem = str(exc)
         observations = list(call.observations)
@@ -188,7 +189,7 @@ async def run_barge_in(
             except TimeoutError:
                 problem = f"the interrupted reply did not end within {timeout:g} s"
             else:
-                await call.reply_heard(AUDIO_DRAIN_TIMEOUT_S)
+                await call.reply_heard(response_id, AUDIO_DRAIN_TIMEOUT_S)
         except (TurnFailed, CallClosed) as exc:
             problem = str(exc)
         observations = list(call.observations)

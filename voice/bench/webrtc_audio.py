@@ -99,13 +99,15 @@ class HeardAudio:
         return Observation(AUDIO_DELTA, at, response_id=self._response_id, audio_ms=audio_ms)
 
 
-def playback_over(observations: Sequence[Observation]) -> bool:
-    """Whether every response whose audio the server started playing has stopped or
-    been cleared (``output_audio_buffer.*`` events)."""
-    playing: set[str | None] = set()
+def playback_over(observations: Sequence[Observation], response_id: str | None) -> bool:
+    """Whether the server is not playing ``response_id``'s audio: it never started, or
+    it stopped or was cleared after it last started (``output_audio_buffer.*`` events)."""
+    playing = False
     for o in observations:
+        if o.response_id != response_id:
+            continue
         if o.type == OUTPUT_STARTED:
-            playing.add(o.response_id)
+            playing = True
         elif o.type in (OUTPUT_STOPPED, OUTPUT_CLEARED):
-            playing.discard(o.response_id)
+            playing = False
     return not playing

@@ -205,12 +205,12 @@ class WebRTCBenchCall:
     async def say(self, plan: FramePlan) -> float:
         return await self._microphone.say(plan)
 
-    async def reply_heard(self, timeout: float) -> None:
-        """Wait until the server has stopped (or cleared) every reply it started playing,
-        then for :data:`TAIL_FRAMES` more frames; gives up quietly after ``timeout``."""
+    async def reply_heard(self, response_id: str | None, timeout: float) -> None:
+        """Wait until the server has stopped (or cleared) playing ``response_id``, then for
+        :data:`TAIL_FRAMES` more frames; gives up quietly after ``timeout``."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self.wait_for(playback_over, timeout)
+                await self.wait_for(lambda seen: playback_over(seen, response_id), timeout)
                 until = self._frames + TAIL_FRAMES
                 while self._frames < until and self.close_reason is None:
                     self._frame_arrived.clear()
