@@ -143,11 +143,10 @@ class Settings(BaseSettings):
         "joe", description="Voice preset a session speaks with unless it asks for another."
     )
     tts_threads: int = Field(
-        1,
+        2,
         ge=1,
-        description="CPU threads of each Piper voice (onnxruntime, no spinning). One leaves "
-        "the other core to the LLM writing the next clause; on 2 cores it is also faster "
-        "per clause than two.",
+        description="CPU threads of each Piper voice. Its threads do not spin while idle, so "
+        "they leave the CPU to the LLM writing the next clause.",
     )
     delivery_rules_file: Path | None = Field(
         None,

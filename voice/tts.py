@@ -89,14 +89,14 @@ class PiperTTS:
         config_path: Path | None = None,
         name: str = "",
         *,
-        threads: int = 1,
+        threads: int = 2,
     ) -> None:
         config_path = config_path or model_path.with_name(model_path.name + ".json")
         for path in (model_path, config_path):
             if not path.is_file():
                 raise FileNotFoundError(f"Piper voice file not found: {path}")
-        # Our own session options rather than PiperVoice.load's defaults (one thread per
-        # core, spinning): on a small CPU shared with the LLM, spinning threads steal it.
+        # Our own session options rather than PiperVoice.load's defaults: idle threads that
+        # spin keep a small CPU busy while the LLM needs it (scripts/tts_threads.py).
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

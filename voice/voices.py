@@ -201,7 +201,7 @@ class Voice:
         )
 
 
-def open_engine(preset: VoicePreset, threads: int = 1) -> TTSEngine:
+def open_engine(preset: VoicePreset, threads: int = 2) -> TTSEngine:
     """Load the model a preset names (blocking: seconds); Piper runs on ``threads``."""
     model, config = preset.model_files()
     if preset.engine == "coqui":
@@ -251,7 +251,7 @@ class VoiceLibrary:
 
     @classmethod
     def from_folder(
-        cls, folder: Path, default: str, rules: DeliveryRules | None = None, *, threads: int = 1
+        cls, folder: Path, default: str, rules: DeliveryRules | None = None, *, threads: int = 2
     ) -> VoiceLibrary:
         """The presets in ``folder`` (see :func:`load_presets`) and the built-in ones; their
         models run on ``threads`` CPU threads each."""
