@@ -128,6 +128,13 @@ class Settings(BaseSettings):
     )
     llm_threads: int = Field(2, ge=1, description="Threads for the embedded llama.cpp server.")
     llm_context: int = Field(2048, ge=256, description="Context size of the embedded server.")
+    llm_prompt_cache_mb: int = Field(
+        256,
+        ge=0,
+        description="RAM the embedded server may use to keep the model state of recent "
+        "prompts, so calls with different characters taking turns do not re-read each "
+        "other's card; 0: only the last prompt is reused.",
+    )
     llm_start_timeout_s: float = Field(
         120.0, gt=0, description="How long to wait for the embedded LLM server to be ready."
     )

@@ -116,6 +116,7 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
                 gguf,
                 threads=settings.llm_threads,
                 context=settings.llm_context,
+                cache_bytes=settings.llm_prompt_cache_mb << 20,
                 log_path=settings.data_dir / "llm-server.log",
             )
             await progress.run(

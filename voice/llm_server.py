@@ -64,13 +64,18 @@ class EmbeddedLlamaServer:
         threads: int = 2,
         context: int = 2048,
         log_path: Path | None = None,
+        cache_bytes: int = 0,
     ) -> None:
+        """``cache_bytes`` > 0 keeps model states of recent prompts in that much RAM, so a
+        prompt sharing a prefix with any of them (not only the last one) skips its
+        evaluation: calls taking turns with different characters do not evict each other."""
         if not gguf_path.is_file():
             raise FileNotFoundError(f"GGUF model not found: {gguf_path}")
         self.gguf_path = gguf_path
         self.threads = threads
         self.context = context
         self.log_path = log_path
+        self.cache_bytes = cache_bytes
         self.port = 0
         self._process: asyncio.subprocess.Process | None = None
 
@@ -95,6 +100,9 @@ class EmbeddedLlamaServer:
             "--n_threads", str(self.threads),
             "--n_threads_batch", str(self.threads),
         ]  # fmt: skip
+        if self.cache_bytes > 0:
+            command += ["--cache", "true", "--cache_type", "ram"]
+            command += ["--cache_size", str(self.cache_bytes)]
         output = asyncio.subprocess.DEVNULL
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
