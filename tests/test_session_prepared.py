@@ -153,6 +153,7 @@ async def test_close_while_a_reply_is_prepared_leaves_nothing_running(clip: np.n
     await session.start()
     await say(session, clock, np.concatenate([silence(300), clip, silence(300)]))
     assert len(llm.prompts) == 1
+    assert session.busy_tasks == 1, "the held reply counts as work in progress"
     await session.aclose()
     assert session.busy_tasks == 0
     assert not [t for t in recorder.types() if t.startswith("response.")]

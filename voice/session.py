@@ -238,7 +238,8 @@ class RealtimeSession:
         """Tasks this session still runs (turns and the response); zero once closed."""
         running = sum(1 for task in self._turn_tasks if not task.done())
         running += sum(1 for task in self._stt_jobs.values() if not task.done())
-        return running + (1 if self.response is not None and not self.response.done else 0)
+        runs = (self.response, self._prepared.run)
+        return running + sum(1 for run in runs if run is not None and not run.done)
 
     # --- client events --------------------------------------------------------------------
 
