@@ -53,8 +53,9 @@ class Settings(BaseSettings):
         8.0,
         ge=0,
         le=30,
-        description="Utterances shorter than this are encoded in a window this long instead "
-        "of Whisper's 30 s (about 4x faster); 0 always uses 30 s windows.",
+        description="Utterances are encoded in a window of the next multiple of this (8, 16, "
+        "24 s) instead of Whisper's 30 s (about 4x faster for short turns); 0 always uses "
+        "30 s windows.",
     )
 
     # --- voice activity detection and endpointing ----------------------------------
