@@ -48,6 +48,7 @@ class EchoGuard:
         history_s: float = 8.0,
         estimate_ms: int = 480,
         min_correlation: float = 0.8,
+        not_echo_below: float = 0.5,
         taps: int = 16,
         warmup_ms: int = 400,
         echo_free_after_ms: int = 3000,
@@ -56,6 +57,7 @@ class EchoGuard:
         self.max_lag = max_lag_ms * RATE // 1000
         self.estimate_len = estimate_ms * RATE // 1000
         self.min_correlation = min_correlation
+        self.not_echo_below = not_echo_below
         self.taps = taps
         self.warmup = warmup_ms * RATE // 1000
         self.echo_free_after = echo_free_after_ms * RATE // 1000
@@ -71,6 +73,9 @@ class EchoGuard:
         self._input_end = 0
         self.lag: int | None = None  # samples: echo at t comes from reference at t - lag
         self.correlation = 0.0
+        #: Best correlation of the latest input with the reference at any lag; None while
+        #: it cannot be measured (too little or too quiet input).
+        self.echo_score: float | None = None
         self._since_estimate = 0
         self._active_since: int | None = None  # input position where the echo could begin
 
@@ -139,7 +144,11 @@ class EchoGuard:
             return samples
         if end - self._active_since < self.warmup:
             # The first reply of a call, before the echo path is known: its first syllables
-            # must not read as the user talking over it.
+            # must not read as the user talking over it. Sound that matches the reference
+            # at no lag is not its echo (the user, with a client that cancels echo): it
+            # goes through at once.
+            if self.echo_score is not None and self.echo_score < self.not_echo_below:
+                return samples
             return np.zeros_like(samples)
         return samples
 
@@ -159,6 +168,7 @@ class EchoGuard:
 
     def _estimate_lag(self, end: int, n: int) -> None:
         """Find the delay with the highest normalised cross-correlation over recent audio."""
+        self.echo_score = None
         if n < RATE * 64 // 1000 or end < n:
             return
         x = _speech_band(self._inp[np.arange(end - n, end) % self._size])
@@ -167,6 +177,7 @@ class EchoGuard:
         span = n + self.max_lag - self.min_lag
         r = _speech_band(self._ref_segment(end - n - self.max_lag, end - n - self.max_lag + span))
         if float(np.dot(r, r)) / span < MIN_POWER:
+            self.echo_score = 0.0  # the bot was silent: nothing there can be its echo
             return
         size = 1 << (span + n).bit_length()
         corr = np.fft.irfft(np.fft.rfft(r, size) * np.conj(np.fft.rfft(x, size)), size)[
@@ -179,6 +190,7 @@ class EchoGuard:
         score = corr / norm
         best = int(np.argmax(score))
         correlation = float(score[best])
+        self.echo_score = correlation
         if correlation < self.min_correlation:
             # No echo of the reference in this stretch (or the user drowns it): keep the
             # last filter, which stays right as long as the echo path does not change.
