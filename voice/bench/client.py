@@ -42,6 +42,7 @@ from voice.bench.timeline import Observation
 from voice.bench.transport import (
     CallClosed,
     Clock,
+    ObservationLog,
     Predicate,
     ServerUnreachable,
     Target,
@@ -141,11 +142,10 @@ class RealtimeCall:
 
     def __init__(self, websocket: ClientConnection, clock: Clock) -> None:
         self.clock = clock
-        self.observations: list[Observation] = []
+        self._log = ObservationLog()
         self.schema_errors: list[str] = []
         self.close_reason: str | None = None
         self._websocket = websocket
-        self._changed = asyncio.Event()
         self._receiver = asyncio.create_task(self._receive(), name="bench-receive")
 
     async def _receive(self) -> None:
@@ -157,13 +157,16 @@ class RealtimeCall:
                 except pydantic.ValidationError as exc:
                     self.schema_errors.append(schema_problem(message, exc))
                     continue
-                self.observations.append(observe(event, at))
-                self._changed.set()
+                self._log.add(observe(event, at))
             self.close_reason = "closed by the server"
         except ConnectionClosed as exc:
             self.close_reason = f"closed by the server ({exc})"
         finally:
-            self._changed.set()
+            self._log.wake()
+
+    @property
+    def observations(self) -> list[Observation]:
+        return self._log.items
 
     async def send(self, event: pydantic.BaseModel) -> None:
         await self.send_text(event.model_dump_json(exclude_unset=True))
@@ -180,15 +183,12 @@ class RealtimeCall:
         Raises ``TimeoutError`` after ``timeout`` seconds and :class:`CallClosed` when the
         connection ends first. Cancelling it is safe: nothing is consumed.
         """
-        async with asyncio.timeout(timeout):
-            while True:
-                self._changed.clear()
-                result = predicate(self.observations)
-                if result:
-                    return result
-                if self._receiver.done():
-                    raise CallClosed(self.close_reason or "connection closed")
-                await self._changed.wait()
+        return await self._log.wait_for(predicate, timeout, self._closed)
+
+    def _closed(self) -> str | None:
+        if not self._receiver.done():
+            return None
+        return self.close_reason or "connection closed"
 
     async def say(self, plan: AudioPlan) -> float:
         """Send ``plan`` at real-time pace; return when its marked chunk was sent (call clock)."""

@@ -9,6 +9,7 @@ in :mod:`voice.bench.client`, the WebRTC one in :mod:`voice.bench.webrtc_call`.
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -33,6 +34,42 @@ class ServerUnreachable(Exception):
 
 class CallClosed(Exception):
     """The server closed the connection while the bench was waiting for an event."""
+
+
+class ObservationLog:
+    """A call's observations in arrival order, and waiting for one a predicate accepts."""
+
+    def __init__(self) -> None:
+        self.items: list[Observation] = []
+        self._changed = asyncio.Event()
+
+    def add(self, observation: Observation) -> None:
+        self.items.append(observation)
+        self._changed.set()
+
+    def wake(self) -> None:
+        """Make waiters look again (the call ended)."""
+        self._changed.set()
+
+    async def wait_for(
+        self, predicate: Predicate[T], timeout: float, closed: Callable[[], str | None]
+    ) -> T:
+        """The first truthy ``predicate(items)``, re-checked on each new observation.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds and :class:`CallClosed` with
+        ``closed()``'s reason once that is not None. Cancelling it is safe: nothing is
+        consumed.
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                self._changed.clear()
+                result = predicate(self.items)
+                if result:
+                    return result
+                reason = closed()
+                if reason is not None:
+                    raise CallClosed(reason)
+                await self._changed.wait()
 
 
 @dataclass(frozen=True)

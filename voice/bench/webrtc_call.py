@@ -30,6 +30,7 @@ from voice.bench.timeline import Observation
 from voice.bench.transport import (
     CallClosed,
     Clock,
+    ObservationLog,
     Predicate,
     ServerUnreachable,
     Target,
@@ -138,7 +139,7 @@ class WebRTCBenchCall:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.observations: list[Observation] = []
+        self._log = ObservationLog()
         self.schema_errors: list[str] = []
         self.close_reason: str | None = None
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -146,7 +147,6 @@ class WebRTCBenchCall:
         self._microphone = MicrophoneTrack(clock)
         self._pc.addTrack(self._microphone)
         self._heard = HeardAudio()
-        self._changed = asyncio.Event()
         self._opened = asyncio.Event()
         self._frames = 0
         self._frame_arrived = asyncio.Event()
@@ -192,15 +192,11 @@ class WebRTCBenchCall:
         Raises ``TimeoutError`` after ``timeout`` seconds and :class:`CallClosed` when the
         call ends first. Cancelling it is safe: nothing is consumed.
         """
-        async with asyncio.timeout(timeout):
-            while True:
-                self._changed.clear()
-                result = predicate(self.observations)
-                if result:
-                    return result
-                if self.close_reason is not None:
-                    raise CallClosed(self.close_reason)
-                await self._changed.wait()
+        return await self._log.wait_for(predicate, timeout, lambda: self.close_reason)
+
+    @property
+    def observations(self) -> list[Observation]:
+        return self._log.items
 
     async def say(self, plan: FramePlan) -> float:
         return await self._microphone.say(plan)
@@ -233,7 +229,7 @@ class WebRTCBenchCall:
         if self.close_reason is None:
             self.close_reason = reason
         self._microphone.stop()
-        self._changed.set()
+        self._log.wake()
         self._frame_arrived.set()
 
     def _on_connection_state(self) -> None:
@@ -250,8 +246,7 @@ class WebRTCBenchCall:
             return
         observation = observe(event, at)
         self._heard.event(observation)
-        self.observations.append(observation)
-        self._changed.set()
+        self._log.add(observation)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and self._receiver is None:
@@ -268,8 +263,7 @@ class WebRTCBenchCall:
                 continue
             heard = self._heard.frame(frame_to_mono(frame), frame.sample_rate, at)
             if heard is not None:
-                self.observations.append(heard)
-                self._changed.set()
+                self._log.add(heard)
             self._frames += 1
             self._frame_arrived.set()
 
