@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from tests.conftest import Clip
 from voice.bench.wer import word_error_rate
-from voice.stt import STT_SAMPLE_RATE, WhisperSTT, default_whisper_path
+from voice.stt import STT_SAMPLE_RATE, Transcript, WhisperSTT, default_whisper_path, repeats
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +46,34 @@ async def test_a_ten_second_turn_in_a_sixteen_second_window(
     transcript = await stt.transcribe(audio)
     assert word_error_rate(clip.transcript, transcript.text) <= 0.2, transcript.text
     assert transcript.confident()
+
+
+def test_token_loops_are_recognised() -> None:
+    y, dash, he, was = 88, 12, 679, 373
+    assert repeats([he, was, *[y, dash] * 4])  # "He was y-y-y-y-"
+    assert repeats([he, y, y, y, y])
+    assert not repeats([he, was, y, dash, y, dash, y, dash])  # three times is not a loop
+    assert not repeats([he, was, y, dash, he, was])
+
+
+def test_a_looping_window_decode_is_transcribed_again_by_faster_whisper(
+    stt: WhisperSTT, speech: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = speech["librivox_sense_sensibility_0880"]
+    calls: list[str] = []
+    window, segments = stt._transcribe_window, stt._transcribe_segments
+
+    def looping_window(*args: Any) -> tuple[Transcript, bool]:
+        calls.append("window")
+        transcript, _ = window(*args)
+        return transcript, True  # as if it had looped
+
+    def counted_segments(audio: np.ndarray) -> Transcript:
+        calls.append("segments")
+        return segments(audio)
+
+    monkeypatch.setattr(stt, "_transcribe_window", looping_window)
+    monkeypatch.setattr(stt, "_transcribe_segments", counted_segments)
+    transcript = stt._transcribe_sync(clip.samples)
+    assert calls == ["window", "segments"]
+    assert word_error_rate(clip.transcript, transcript.text) <= 0.3, transcript.text

@@ -6,14 +6,21 @@ Whisper is trained on 30 s windows and faster-whisper pads every call to 30 s, s
 ``window_s`` (8, 16 or 24 s: the utterance padded with silence) and decodes it greedily
 with CTranslate2 directly: about 4x less compute on the bundled tiny.en for short turns.
 Windows much shorter than about 8 s make Whisper loop on short phrases ("go forward 10
-meters, go forward 10 meters, ..."), so the step is also the floor. Longer audio goes
-through faster-whisper's own segmentation.
+meters, go forward 10 meters, ..."), so the step is also the floor. Even so, greedy
+decoding sometimes loops on a short window ("He was not an old-s-s-y-y-y-y..."): the
+decode is bounded by the audio's length, and a transcript that repeats itself (a run of
+one to three tokens four times over, or text that compresses more than 2.4x,
+faster-whisper's own test) or fills that bound is transcribed again by faster-whisper,
+whose temperature fallback handles it. Longer audio goes through
+faster-whisper's own segmentation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +35,25 @@ from voice.inference import ModelWorker
 STT_SAMPLE_RATE = 16000
 #: Whisper's own window; audio this long or longer is segmented by faster-whisper.
 WHISPER_WINDOW_S = 30.0
+#: Tokens a window's decode may write: enough for fast speech and spelled-out digits.
+TOKENS_PER_S, EXTRA_TOKENS, MAX_TOKENS = 8, 16, 224
+#: A transcript whose text compresses more than this is a decoding loop (faster-whisper).
+MAX_COMPRESSION_RATIO = 2.4
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode()
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def repeats(tokens: list[int], times: int = 4, longest: int = 3) -> bool:
+    """Whether some run of 1 to ``longest`` tokens occurs ``times`` times back to back."""
+    for n in range(1, longest + 1):
+        for start in range(len(tokens) - n * times + 1):
+            unit = tokens[start : start + n]
+            if all(tokens[start + k * n : start + (k + 1) * n] == unit for k in range(1, times)):
+                return True
+    return False
 
 
 def default_whisper_path() -> Path:
@@ -96,23 +122,31 @@ class WhisperSTT:
 
     def _transcribe_sync(self, audio: Float32Array) -> Transcript:
         window_s = self.window_for(len(audio))
-        if self._tokenizer is not None and window_s is not None:
-            return self._transcribe_window(audio, window_s, self._tokenizer)
-        return self._transcribe_segments(audio)
+        if self._tokenizer is None or window_s is None:
+            return self._transcribe_segments(audio)
+        quick, looped = self._transcribe_window(audio, window_s, self._tokenizer)
+        if not looped:
+            return quick
+        slow = self._transcribe_segments(audio)
+        return dataclasses.replace(slow, compute_s=quick.compute_s + slow.compute_s)
 
     def _transcribe_window(
         self, audio: Float32Array, window_s: float, tokenizer: Tokenizer
-    ) -> Transcript:
-        """One greedy decode over a ``window_s`` window instead of a 30 s one."""
+    ) -> tuple[Transcript, bool]:
+        """One greedy decode over a ``window_s`` window instead of a 30 s one; and whether
+        it looped (see the module docstring)."""
         started = time.perf_counter()
         window = np.zeros(int(window_s * STT_SAMPLE_RATE), dtype=np.float32)
         window[: len(audio)] = audio
+        max_length = min(
+            MAX_TOKENS, EXTRA_TOKENS + math.ceil(len(audio) / STT_SAMPLE_RATE * TOKENS_PER_S)
+        )
         features = self._model.feature_extractor(window)
         result = self._model.model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
             [[*tokenizer.sot_sequence, tokenizer.no_timestamps]],
             beam_size=1,
-            max_length=224,
+            max_length=max_length,
             suppress_blank=True,
             suppress_tokens=[-1],
             return_scores=True,
@@ -122,13 +156,20 @@ class WhisperSTT:
         text = tokenizer.decode(tokens).strip()
         # As faster-whisper does: scores are length-normalised cumulative log-probabilities.
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else 0.0
-        return Transcript(
+        prompt = len(tokenizer.sot_sequence) + 1
+        looped = (
+            len(tokens) + prompt >= max_length
+            or repeats(tokens)
+            or compression_ratio(text) > MAX_COMPRESSION_RATIO
+        )
+        transcript = Transcript(
             text,
             len(audio) / STT_SAMPLE_RATE,
             time.perf_counter() - started,
             avg_logprob=avg_logprob,
             no_speech_prob=result.no_speech_prob,
         )
+        return transcript, looped
 
     def _transcribe_segments(self, audio: Float32Array) -> Transcript:
         started = time.perf_counter()
