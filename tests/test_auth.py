@@ -78,6 +78,8 @@ def test_local_key_is_generated_once_and_private(tmp_path: Path) -> None:
     auth = Authenticator.from_settings(settings)
     key_file = tmp_path / "data" / "local-api-key"
     assert auth.local_key and len(auth.local_key) >= 40
+    # A key beginning with "-" would read as an option: voice bench --api-key -x... fails.
+    assert auth.local_key.startswith("vk_")
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert [path.name for path in key_file.parent.iterdir()] == ["local-api-key"]  # no temp
     assert key_file.read_text().strip() == auth.local_key

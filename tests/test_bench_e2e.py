@@ -83,7 +83,7 @@ def test_bench_over_webrtc_reports_complete_consistent_timelines(
     json_path = tmp_path / "rtc.json"
     with pytest.raises(SystemExit) as exited:
         main([
-            "bench", "--webrtc", "--url", server.ws_base, "--api-key", server.api_key,
+            "bench", "--webrtc", "--url", server.ws_base, f"--api-key={server.api_key}",
             "--clips", str(SPEECH_DIR), "--limit", "2", "--max-seconds", "4",
             "--barge-in", "1", "--warmup", "0", "--timeout", "120", "--json", str(json_path),
         ])  # fmt: skip

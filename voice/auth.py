@@ -63,11 +63,15 @@ def load_or_create_secret(path: Path, make: Callable[[], bytes]) -> bytes:
     return path.read_bytes().strip()
 
 
+def new_api_key() -> str:
+    """A random key. The prefix keeps it from starting with "-", which command lines
+    (``voice bench --api-key KEY``) would read as an option."""
+    return "vk_" + secrets.token_urlsafe(32)
+
+
 def load_or_create_local_key(data_dir: Path) -> str:
     """The single-user key in ``data_dir/local-api-key``, generated on first use."""
-    secret = load_or_create_secret(
-        data_dir / LOCAL_KEY_FILE, lambda: secrets.token_urlsafe(32).encode()
-    )
+    secret = load_or_create_secret(data_dir / LOCAL_KEY_FILE, lambda: new_api_key().encode())
     return secret.decode()
 
 
