@@ -38,22 +38,21 @@ class ReplyRecipe:
 
 
 class PreparedReply:
-    """The session's slot for at most one held run, tagged with the guess it answers."""
+    """The session's slot for at most one held run and the recipe it was made from."""
 
     def __init__(self) -> None:
         self._run: ResponseRun | None = None
         self._recipe: ReplyRecipe | None = None
-        self.generation: int | None = None
 
     @property
     def run(self) -> ResponseRun | None:
         return self._run
 
-    def hold(self, generation: int, recipe: ReplyRecipe, run: ResponseRun) -> None:
-        """Keep ``run`` (started, held) as the reply to speculative ``generation``."""
+    def hold(self, recipe: ReplyRecipe, run: ResponseRun) -> None:
+        """Keep ``run`` (started, held), made from ``recipe``."""
         if self._run is not None:
             raise RuntimeError("a prepared reply is already held; discard it first")
-        self._run, self._recipe, self.generation = run, recipe, generation
+        self._run, self._recipe = run, recipe
 
     def take(self, recipe: ReplyRecipe) -> ResponseRun | None:
         """The held run, if it answers exactly ``recipe`` and has not failed; else None.
@@ -63,11 +62,11 @@ class PreparedReply:
         run = self._run
         if run is None or self._recipe != recipe or run.failure is not None or run.done:
             return None
-        self._run, self._recipe, self.generation = None, None, None
+        self._run, self._recipe = None, None
         return run
 
     async def discard(self) -> None:
         """Cancel the held run, if any; the client never hears of it. Safe to call twice."""
-        run, self._run, self._recipe, self.generation = self._run, None, None, None
+        run, self._run, self._recipe = self._run, None, None
         if run is not None:
             await run.cancel("turn_detected", emit=False)

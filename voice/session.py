@@ -412,12 +412,9 @@ class RealtimeSession:
         guess = Item(new_id("item"), "user", text=text, from_audio=True)
         messages = self._prompt(None, pending=[guess])
         modalities = list(self.config.output_modalities)
-        recipe = ReplyRecipe.of(
-            messages, self.config.voice, modalities, self.config.max_output_tokens
-        )
         run = self._new_run(messages, voice, modalities, script=None, held=True)
         run.start()
-        self._prepared.hold(generation, recipe, run)
+        self._prepared.hold(self._recipe(messages, modalities), run)
         log.debug("reply prepared for speculative turn %d", generation)
 
     def _barge_in_stopped(self, onset_ms: int) -> None:
@@ -665,10 +662,9 @@ class RealtimeSession:
         modalities = list(modalities or self.config.output_modalities)
         voice = await self._engines.voices.get(self.config.voice)
         messages = self._prompt(instructions)
-        recipe = ReplyRecipe.of(
-            messages, self.config.voice, modalities, self.config.max_output_tokens
+        prepared = (
+            self._prepared.take(self._recipe(messages, modalities)) if script is None else None
         )
-        prepared = self._prepared.take(recipe) if script is None else None
         await self._prepared.discard()
         if prepared is not None:
             self.response = prepared
@@ -678,6 +674,12 @@ class RealtimeSession:
             self.response.start(previous_item_id=self.conversation.add(self.response.item))
         self._own(self._follow(self.response, times), f"follow-{self.response.id}")
         return self.response
+
+    def _recipe(self, messages: list[dict[str, str]], modalities: Sequence[str]) -> ReplyRecipe:
+        """What a reply with ``messages`` would be made from, under the session's settings."""
+        return ReplyRecipe.of(
+            messages, self.config.voice, modalities, self.config.max_output_tokens
+        )
 
     def _new_run(
         self,
