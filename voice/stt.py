@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_compression_ratio
 
 from voice.audio import Float32Array
 from voice.inference import ModelWorker
@@ -39,11 +39,6 @@ WHISPER_WINDOW_S = 30.0
 TOKENS_PER_S, EXTRA_TOKENS, MAX_TOKENS = 8, 16, 224
 #: A transcript whose text compresses more than this is a decoding loop (faster-whisper).
 MAX_COMPRESSION_RATIO = 2.4
-
-
-def compression_ratio(text: str) -> float:
-    data = text.encode()
-    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def repeats(tokens: list[int], times: int = 4, longest: int = 3) -> bool:
@@ -160,7 +155,7 @@ class WhisperSTT:
         looped = (
             len(tokens) + prompt >= max_length
             or repeats(tokens)
-            or compression_ratio(text) > MAX_COMPRESSION_RATIO
+            or get_compression_ratio(text) > MAX_COMPRESSION_RATIO
         )
         transcript = Transcript(
             text,
