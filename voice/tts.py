@@ -79,6 +79,24 @@ def synthesis_config(prosody: Prosody) -> SynthesisConfig:
     )
 
 
+def load_piper_voice(
+    model_path: Path, config_path: Path, *, threads: int = 2, spinning: bool = False
+) -> PiperVoice:
+    """A Piper voice on our own onnxruntime session rather than ``PiperVoice.load``'s
+    defaults: idle threads that spin keep a small CPU busy while the LLM needs it
+    (``scripts/tts_threads.py``)."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    session = onnxruntime.InferenceSession(
+        str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    with config_path.open(encoding="utf-8") as handle:
+        config = PiperConfig.from_dict(json.load(handle))
+    return PiperVoice(session=session, config=config)
+
+
 class PiperTTS:
     """A Piper voice: synthesizes one text chunk at a time to float32 audio at
     :attr:`sample_rate`."""
@@ -95,18 +113,7 @@ class PiperTTS:
         for path in (model_path, config_path):
             if not path.is_file():
                 raise FileNotFoundError(f"Piper voice file not found: {path}")
-        # Our own session options rather than PiperVoice.load's defaults: idle threads that
-        # spin keep a small CPU busy while the LLM needs it (scripts/tts_threads.py).
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = onnxruntime.InferenceSession(
-            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        with config_path.open(encoding="utf-8") as handle:
-            piper_config = PiperConfig.from_dict(json.load(handle))
-        self._voice = PiperVoice(session=session, config=piper_config)
+        self._voice = load_piper_voice(model_path, config_path, threads=threads)
         config = self._voice.config
         self.sample_rate: int = int(config.sample_rate)
         self.name = name or model_path.stem
