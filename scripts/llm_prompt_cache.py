@@ -23,7 +23,7 @@ from voice.companion import Companion, Companions
 from voice.config import Settings
 from voice.llm import ChatLLM
 from voice.llm_server import EMBEDDED_MODEL_ALIAS, EmbeddedLlamaServer, default_gguf_path
-from voice.memory.store import MemoryStore
+from voice.services import memory_store
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = [
@@ -36,7 +36,7 @@ QUESTIONS = [
 
 
 async def open_companions(data: Path) -> dict[str, Companion]:
-    store = MemoryStore.from_settings(Settings(data_dir=data))
+    store = memory_store(Settings(data_dir=data))
     await store.create()
     companions = Companions(CharacterLibrary(REPO / "characters"), store, llm=None)  # type: ignore[arg-type]
     return {

@@ -19,7 +19,7 @@ from pathlib import Path
 from voice.characters.library import CharacterLibrary
 from voice.companion import Companions
 from voice.config import Settings
-from voice.memory.store import MemoryStore
+from voice.services import memory_store
 
 REPO = Path(__file__).resolve().parents[1]
 FACTS = [
@@ -35,7 +35,7 @@ def ms(values: list[float]) -> str:
 
 
 async def main() -> None:
-    store = MemoryStore.from_settings(Settings(data_dir=Path(tempfile.mkdtemp())))
+    store = memory_store(Settings(data_dir=Path(tempfile.mkdtemp())))
     await store.create()
     summary = "Sam called late at night; they talked about Sam's dog Pixel and the storm."
     await store.set_summary("sam", "maren", summary)

@@ -49,11 +49,16 @@ def chromium_args(microphone_wav: Path, *, loop: bool) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def chromium_page(
-    microphone_wav: Path, profile_dir: Path, *, loop: bool = False
+    microphone_wav: Path,
+    profile_dir: Path,
+    *,
+    loop: bool = False,
+    extra_args: Sequence[str] = (),
 ) -> AsyncIterator[Any]:
     """A page in a fresh headless Chromium profile whose microphone plays ``microphone_wav``.
 
-    The page's console is kept in ``page.console_lines`` (handy when a test fails).
+    ``extra_args`` go to Chromium as well (e.g. ``--host-resolver-rules``). The page's
+    console is kept in ``page.console_lines`` (handy when a test fails).
     """
     from playwright.async_api import async_playwright
 
@@ -62,7 +67,7 @@ async def chromium_page(
             str(profile_dir),
             executable_path=str(CHROMIUM),
             headless=True,
-            args=chromium_args(microphone_wav, loop=loop),
+            args=[*chromium_args(microphone_wav, loop=loop), *extra_args],
             viewport=DESKTOP,
         )
         try:

@@ -13,15 +13,20 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from voice.audio import Float32Array, read_wav_mono
+
+if TYPE_CHECKING:
+    from tests.tls_helpers import TlsServer
 from voice.llm_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SPEECH_DIR = REPO.parent / "shared" / "speech"
+#: The chat model's first-token and stall timeouts of test servers (see start_server).
+PATIENT_LLM_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,11 @@ class ServerProcess:
         return self.process.returncode
 
 
-def start_server(tmp: Path, **env: str) -> ServerProcess:
-    """Start ``python -m voice serve`` on a free port and wait until it is ready."""
+def launch_server(
+    tmp: Path, *, prefix: tuple[str, ...] = (), args: tuple[str, ...] = (), **env: str
+) -> ServerProcess:
+    """Start ``python -m voice serve`` on a free port (``prefix``: a command to run it
+    under, such as ``unshare``; ``args``: more ``serve`` options) without waiting for it."""
     port = free_port()
     log_path = tmp / f"server-{port}.log"
     environment = {
@@ -99,17 +107,52 @@ def start_server(tmp: Path, **env: str) -> ServerProcess:
         "VOICE_DATA_DIR": str(tmp / "data"),
         "VOICE_CHARACTERS_DIR": str(REPO / "characters"),
         "VOICE_VOICES_DIR": str(REPO / "voices"),
+        # A busy 2-core test machine may write a reply slower than the production
+        # timeouts allow; the tests of those timeouts set their own.
+        "VOICE_LLM_FIRST_TOKEN_TIMEOUT_S": str(PATIENT_LLM_S),
+        "VOICE_LLM_STALL_TIMEOUT_S": str(PATIENT_LLM_S),
         **env,
     }
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "voice", "serve", "--port", str(port)],
+            [*prefix, sys.executable, "-m", "voice", "serve", "--port", str(port), *args],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=environment,
             cwd=tmp,
         )
-    server = ServerProcess(process, port, log_path)
+    return ServerProcess(process, port, log_path)
+
+
+def serve_until_exit(
+    tmp: Path,
+    timeout: float = 120,
+    *,
+    prefix: tuple[str, ...] = (),
+    args: tuple[str, ...] = (),
+    **env: str,
+) -> tuple[int, str]:
+    """Run a ``voice serve`` that is expected to stop by itself: its exit code and log.
+
+    Raises if it got ready instead, or did not exit within ``timeout`` seconds.
+    """
+    server = launch_server(tmp, prefix=prefix, args=args, **env)
+    try:
+        returncode = server.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.stop()
+        raise TimeoutError(
+            f"voice serve still running after {timeout} s:\n{server.log()}"
+        ) from None
+    if "ready in" in server.log():
+        raise AssertionError(f"voice serve got ready:\n{server.log()}")
+    return returncode, server.log()
+
+
+def start_server(tmp: Path, *, args: tuple[str, ...] = (), **env: str) -> ServerProcess:
+    """Start ``python -m voice serve`` on a free port and wait until it is ready."""
+    server = launch_server(tmp, args=args, **env)
+    process = server.process
     deadline = time.monotonic() + 180
     while "ready in" not in server.log():
         if process.poll() is not None:
@@ -126,4 +169,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One real server (embedded models) shared by the end-to-end tests."""
     running = start_server(tmp_path_factory.mktemp("server"))
     yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
+    """A real server on ``wss://``/``https://`` with a self-signed certificate made here."""
+    from tests.tls_helpers import TlsServer, make_self_signed
+
+    tmp = tmp_path_factory.mktemp("tls-server")
+    cert = make_self_signed(tmp / "tls")
+    running = start_server(tmp, args=("--tls-cert", str(cert.cert), "--tls-key", str(cert.key)))
+    yield TlsServer(running, cert)
     running.stop()

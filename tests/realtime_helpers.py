@@ -127,3 +127,11 @@ def response_audio(log: EventLog, response_id: str) -> Float32Array:
         if event.response_id == response_id
     ]
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+
+def assert_answered(response: Any) -> None:
+    """The reply was written: in full, or up to the token limit a test set to keep it short."""
+    if response.status == "incomplete":
+        assert response.status_details.reason == "max_output_tokens", response
+    else:
+        assert response.status == "completed", response

@@ -83,6 +83,7 @@ async def test_hands_free_call_in_chromium(
         assert word_error_rate(clip.transcript, heard) <= MAX_WER, heard
         stats = await assistant_audio_arrives(page)  # not just silence: energy > 1e-3
         assert stats["bytesReceived"] > 5_000, stats
+        assert await page.locator(".tool").count() == 0  # no tools: no function-call lines
         latency_ms = (await page.evaluate("window.voiceApp.latencies"))[0]
         print(f"\nhands-free: end of speech -> first audio heard {latency_ms:.0f} ms")
 

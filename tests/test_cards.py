@@ -5,22 +5,18 @@ from __future__ import annotations
 import base64
 import json
 import os
+import struct
+import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from voice.characters import png
-from voice.characters.card import (
-    CardError,
-    CharacterCard,
-    card_from_dict,
-    parse_card,
-    placeholder_png,
-    to_dict,
-    to_json,
-    to_png,
-)
+from voice.characters.card import CharacterCard, card_from_dict, parse_card
+from voice.characters.export import placeholder_png, to_dict, to_json, to_png
+from voice.characters.fields import CardError
 from voice.characters.library import CharacterLibrary, DuplicateCharacterError, slugify
 from voice.characters.macros import expand
 
@@ -411,3 +407,64 @@ def test_example_characters_load_cleanly() -> None:
         assert card.voice == "joe"
         assert len(card.alternate_greetings) == 2
         assert card.character_book is not None and len(card.character_book.entries) >= 2
+
+
+# --- hostile files ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b'{"spec": "chara_card_v2", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+         "card JSON nests arrays and objects more than 64 levels deep"),
+        (encode(v2(extensions={"x": float("nan")})), "card JSON has NaN, which is not a JSON"),
+        (encode(v2(extensions={"x": 1e308})).replace(b"1e+308", b"1e999"),
+         "card JSON has the number 1e999, too large for a 64-bit float"),
+        (encode(v2(extensions={"x": 1})).replace(b'"x": 1', b'"x": ' + b"9" * 5000),
+         "card JSON has an integer of 5000 digits; at most 100 are accepted"),
+        (encode(v2(name="A\ud800")),
+         "card JSON has a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair) in "
+         "the string at 'data.name'"),
+    ],
+)  # fmt: skip
+def test_json_the_server_could_not_show_back_is_refused(data: bytes, message: str) -> None:
+    error = error_of(data)
+    assert error.code == "malformed_card"
+    assert str(error).startswith(message)
+
+
+def test_deep_card_inside_a_png_is_refused() -> None:
+    deep = b'{"spec":"chara_card_v2","data":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    error = error_of(card_png(chara=base64.b64encode(deep).decode()))
+    assert str(error) == (
+        "card JSON in the PNG 'chara' chunk nests arrays and objects more than 64 levels deep"
+    )
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I4s", len(data), kind) + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@pytest.mark.parametrize("kind", [b"zTXt", b"iTXt"])
+def test_compressed_text_chunks_are_never_inflated(kind: bytes) -> None:
+    """A zlib bomb in a compressed text chunk (64 MiB of zeros) costs only its own bytes."""
+    bomb = zlib.compress(bytes(64 * 1024 * 1024), 9)
+    header = b"chara\0\0" if kind == b"zTXt" else b"chara\0\x01\0\0\0"
+    image = png.solid_png(2, 2, (1, 2, 3))
+    data = image[:-12] + png_chunk(kind, header + bomb) + image[-12:]
+    tracemalloc.start()
+    try:
+        error = error_of(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(error) == "PNG has no 'chara' or 'ccv3' text chunk"
+    assert peak < 8 * len(data)  # the file and a copy or two of it, nothing inflated
+
+
+def test_chunk_length_past_the_end_is_refused() -> None:
+    image = png.solid_png(2, 2, (1, 2, 3))
+    chunk = struct.pack(">I4s", 0xFFFFFFF0, b"tEXt") + b"chara\0abc"
+    error = error_of(image[:-12] + chunk + image[-12:])
+    assert error.code == "malformed_card"
+    assert str(error) == "PNG is truncated: chunk 'tEXt' runs past the end of the file"

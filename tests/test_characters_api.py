@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,8 @@ from starlette.testclient import TestClient
 
 from voice.characters import png
 from voice.characters.api import character_routes
-from voice.characters.card import parse_card, placeholder_png
+from voice.characters.card import parse_card
+from voice.characters.export import placeholder_png
 from voice.characters.library import CharacterLibrary
 
 MAX_BYTES = 4096
@@ -149,7 +153,7 @@ def test_duplicate_upload_is_409_unless_replaced(client: TestClient) -> None:
         (b'{"name": "x"}', "image/png", 400, "malformed_card"),
         (png.solid_png(1, 1, (0, 0, 0)), "image/png", 422, "invalid_card"),
         (b"name: x", "text/yaml", 415, "unsupported_media_type"),
-        (b"--b\r\n", "multipart/form-data; boundary=b", 415, "unsupported_media_type"),
+        (b"--b\r\n", "multipart/form-data; boundary=b", 400, "invalid_request"),
     ],
 )
 def test_bad_uploads(
@@ -207,3 +211,99 @@ def test_png_may_be_larger_than_a_json_card(client: TestClient) -> None:
     too_big = png.with_text(data, {"Comment": "x" * 4 * MAX_BYTES})
     response = client.post("/v1/characters", content=too_big, headers={"content-type": "image/png"})
     assert response.status_code == 413
+
+
+def png_chunk(kind: bytes, data: bytes, length: int | None = None) -> bytes:
+    size = len(data) if length is None else length
+    return struct.pack(">I4s", size, kind) + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def with_chunk(chunk: bytes) -> bytes:
+    image = png.solid_png(2, 2, (1, 2, 3))
+    return image[:-12] + chunk + image[-12:]
+
+
+HOSTILE_UPLOADS = {
+    "truncated PNG": (card_png(card("Tru"))[:-40], "image/png", 400),
+    "zTXt zlib bomb": (
+        with_chunk(png_chunk(b"zTXt", b"ccv3\0\0" + zlib.compress(bytes(4 << 20), 9))),
+        "image/png",
+        422,
+    ),
+    "iTXt zlib bomb": (
+        with_chunk(png_chunk(b"iTXt", b"ccv3\0\x01\0\0\0" + zlib.compress(bytes(4 << 20), 9))),
+        "image/png",
+        422,
+    ),
+    "chunk length past the end": (
+        with_chunk(png_chunk(b"tEXt", b"ccv3\0x", length=0xFFFFFFF0)),
+        "image/png",
+        400,
+    ),
+    "garbage after the signature": (b"\x89PNG\r\n\x1a\n" + os.urandom(500), "image/png", 400),
+    "deep JSON": (b'{"spec":"chara_card_v3","data":' + b"[" * 1500 + b"]" * 1500 + b"}",
+                  "application/json", 400),
+    "NaN": (json.dumps(card("Nan", extensions={"x": float("nan")})).encode(),
+            "application/json", 400),
+    "lone surrogate": (json.dumps(card("Sur\ud800")).encode(), "application/json", 400),
+    "huge integer": (json.dumps(card("Int", extensions={"x": 7})).replace('"x": 7', '"x": '
+                     + "7" * 3000).encode(), "application/json", 400),
+    "binary": (os.urandom(3000), "application/octet-stream", 400),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_UPLOADS))
+def test_hostile_uploads_get_a_4xx_and_store_nothing(client: TestClient, name: str) -> None:
+    body, content_type, status = HOSTILE_UPLOADS[name]
+    response = client.post("/v1/characters", content=body, headers={"content-type": content_type})
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["message"]
+    listing = client.get("/v1/characters")
+    assert listing.status_code == 200
+    assert [entry["id"] for entry in listing.json()["data"]] == ["ada"]
+
+
+def test_a_form_upload_like_curl_f(client: TestClient) -> None:
+    """``curl -F file=@eve.png -F id=eve-2`` and an HTML form send multipart/form-data."""
+    response = client.post(
+        "/v1/characters",
+        files={"file": ("eve.png", card_png(card("Eve")), "image/png")},
+        data={"id": "eve-2"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["id"] == "eve-2"
+    assert client.get("/v1/characters/eve-2").json()["data"]["name"] == "Eve"
+    json_card = ("eve.json", json.dumps(card("Eve", personality="new")), "application/json")
+    again = client.post("/v1/characters", files={"file": json_card}, data={"id": "eve-2"})
+    assert again.status_code == 409
+    replaced = client.post(
+        "/v1/characters", files={"file": json_card}, data={"id": "eve-2", "replace": "true"}
+    )
+    assert replaced.status_code == 201
+    assert client.get("/v1/characters/eve-2").json()["data"]["personality"] == "new"
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "status", "message"),
+    [
+        ({}, {}, 400, "no 'file' part"),
+        ({"card": ("a.json", b"{}", "application/json")}, {}, 400, "unexpected form part 'card'"),
+        ({"file": ("a.txt", b"hi", "text/plain")}, {}, 415, "unsupported content type"),
+        ({"file": ("a.json", b"{nope", "application/json")}, {}, 400, "JSON"),
+        ({"file": ("a.json", b"x" * (MAX_BYTES + 1), "application/json")}, {}, 413, "limit"),
+    ],
+)
+def test_bad_form_uploads(
+    client: TestClient, files: dict[str, Any], data: dict[str, str], status: int, message: str
+) -> None:
+    if not files:  # a form with fields only (httpx would send it url-encoded)
+        response = client.post(
+            "/v1/characters",
+            content=b'--b\r\nContent-Disposition: form-data; name="id"\r\n\r\nx\r\n--b--\r\n',
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+    else:
+        response = client.post("/v1/characters", files=files, data=data)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]["message"]
+    assert [entry["id"] for entry in client.get("/v1/characters").json()["data"]] == ["ada"]

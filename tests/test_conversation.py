@@ -1,6 +1,11 @@
 """History bookkeeping: what was heard, and the prompt built from the items."""
 
+import dataclasses
+
+from voice.config import Settings
 from voice.conversation import Conversation, Item, SpokenSegment, text_heard
+from voice.reply_plan import prompt_messages
+from voice.session_config import SessionConfig
 
 SEGMENTS = [
     SpokenSegment("Hello there.", 0.0, 1000.0),
@@ -31,7 +36,11 @@ def test_messages_start_with_instructions_and_keep_the_latest_items() -> None:
         role = "user" if index % 2 == 0 else "assistant"
         conversation.add(Item(f"item_{index}", role, text=f"message {index}"))
     conversation.add(Item("item_empty", "assistant", text=""))
-    messages = conversation.messages("Be kind.", max_items=3)
+    config = dataclasses.replace(
+        SessionConfig.defaults(Settings(), voice="joe", character=None, user_name=None),
+        instructions="Be kind.",
+    )
+    messages = prompt_messages(conversation, None, config, history_turns=3, budget_tokens=1536)
     assert messages[0] == {"role": "system", "content": "Be kind."}
     assert [m["content"] for m in messages[1:]] == ["message 3", "message 4", "message 5"]
 

@@ -13,7 +13,9 @@ from tests.asgi_helpers import http, serve
 from voice.auth import Authenticator
 from voice.memory.api import memory_routes
 from voice.memory.crypto import MemoryCipher
-from voice.memory.store import MemoryStore, create_engine, sqlite_url
+from voice.memory.database import create_engine, sqlite_url
+from voice.memory.store import MemoryStore
+from voice.memory.writer import StoreWriter
 
 KEYS = {"alice-key": "alice", "bob-key": "bob"}
 
@@ -28,7 +30,7 @@ async def store(tmp_path: Path) -> AsyncIterator[MemoryStore]:
 
 @pytest.fixture
 async def base(store: MemoryStore) -> AsyncIterator[str]:
-    app = Starlette(routes=memory_routes(store, Authenticator(KEYS)))
+    app = Starlette(routes=memory_routes(StoreWriter(store), Authenticator(KEYS)))
     async with serve(app) as url:
         yield url
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, ServerProcess
-from tests.test_session_fakes import FakeEngines, FakeLLM, Recorder, user_text
+from tests.conftest import PATIENT_LLM_S, REPO, ServerProcess
+from tests.fakes import FakeEngines, FakeLLM, Recorder, VirtualClock
+from tests.test_session_fakes import user_text
 from voice.characters.library import CharacterLibrary
 from voice.companion import Companions
 from voice.config import Settings
 from voice.llm import ChatLLM
-from voice.memory.store import MemoryStore
+from voice.services import memory_store
 from voice.session import RealtimeSession
+from voice.tools import ToolCallDelta
 
 pytestmark = pytest.mark.e2e
 
@@ -24,14 +27,20 @@ class RecordingLLM(ChatLLM):
     """The real chat client, remembering the prompts it sent (to look at them)."""
 
     def __init__(self, base_url: str) -> None:
-        super().__init__(base_url, "smollm2", max_tokens=60)
+        super().__init__(
+            base_url,
+            "smollm2",
+            max_tokens=60,
+            first_token_timeout_s=PATIENT_LLM_S,
+            stall_timeout_s=PATIENT_LLM_S,
+        )
         self.prompts: list[list[dict[str, str]]] = []
 
     async def stream(
-        self, messages: list[dict[str, str]], *, max_tokens: int | None = None
-    ) -> AsyncIterator[str]:
+        self, messages: list[dict[str, Any]], **options: Any
+    ) -> AsyncIterator[str | ToolCallDelta]:
         self.prompts.append(messages)
-        async for delta in super().stream(messages, max_tokens=max_tokens):
+        async for delta in super().stream(messages, **options):
             yield delta
 
 
@@ -39,18 +48,19 @@ async def test_a_fact_from_session_one_is_in_the_prompt_of_session_two(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     llm = RecordingLLM(server.health()["models"]["llm"]["base_url"])
-    store = MemoryStore.from_settings(Settings(data_dir=tmp_path))
+    store = memory_store(Settings(data_dir=tmp_path))
     await store.create()
     companions = Companions(CharacterLibrary(REPO / "characters"), store, llm)
     engines = FakeEngines(FakeLLM([]))
     engines.llm = llm  # type: ignore[assignment]
 
     async def session(text: str) -> RealtimeSession:
-        recorder = Recorder()
+        recorder = Recorder(VirtualClock())
         call = RealtimeSession(
-            engines,  # type: ignore[arg-type]
-            Settings(output_lead_ms=1e9),
-            recorder.emit,
+            engines,
+            Settings(),
+            recorder.send,
+            recorder.clock,
             companions=companions,
             user_id="sam",
             character="maren",

@@ -14,8 +14,16 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from voice.config import Settings
-from voice.memory.crypto import DecryptionError, MemoryCipher, decode_key, generate_key
-from voice.memory.store import MemoryStore, create_engine, normalize_text, sqlite_url
+from voice.memory.crypto import (
+    DecryptionError,
+    MemoryCipher,
+    decode_key,
+    generate_key,
+    load_memory_key,
+)
+from voice.memory.database import create_engine, sqlite_url
+from voice.memory.store import MemoryStore, normalize_text
+from voice.services import memory_store
 
 PG_ENV = "VOICE_TEST_DATABASE_URL"
 ALICE_SECRET = "Alice keeps her spare key under the blue flowerpot"
@@ -183,8 +191,8 @@ async def test_users_never_see_or_delete_each_others_rows(
     assert await store.transcripts("bob", session_id="s1") == []
 
     # Bob knows Alice's memory id: deleting it looks exactly like deleting a missing id.
-    assert await store.delete("bob", fact_id) is False
-    assert await store.delete("bob", str(uuid.uuid4())) is False
+    assert await store.delete("bob", fact_id) is None
+    assert await store.delete("bob", str(uuid.uuid4())) is None
     assert await store.delete_user("bob") == 0
     assert len(await store.memories("alice")) == 2
     assert len(await store.transcripts("alice")) == 1
@@ -217,8 +225,8 @@ async def test_ciphertext_is_bound_to_its_user(store: MemoryStore, engine: Async
 async def test_delete_removes_the_row(store: MemoryStore, engine: AsyncEngine) -> None:
     fact_id = await store.add_fact("alice", "nova", ALICE_SECRET)
     kept = await store.add_fact("alice", "nova", "Alice likes tea")
-    assert await store.delete("alice", fact_id or "") is True
-    assert await store.delete("alice", fact_id or "") is False
+    assert await store.delete("alice", fact_id or "") == "nova"  # the memory's character
+    assert await store.delete("alice", fact_id or "") is None
     assert await count(engine, "SELECT count(*) FROM memories WHERE id = :id", id=fact_id) == 0
     assert [m.id for m in await store.memories("alice")] == [kept]
 
@@ -325,11 +333,11 @@ def test_key_decoding_and_settings(tmp_path: Path) -> None:
 
 def test_generated_key_file_is_private_and_stable(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    first = MemoryCipher.from_settings(settings)
+    first = MemoryCipher(load_memory_key(settings))
     key_file = tmp_path / "data" / "memory.key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     sealed = first.encrypt("hello", "ctx")
-    assert MemoryCipher.from_settings(settings).decrypt(sealed, "ctx") == "hello"
+    assert MemoryCipher(load_memory_key(settings)).decrypt(sealed, "ctx") == "hello"
     with pytest.raises(DecryptionError):
         first.decrypt(sealed, "another row")
 
@@ -377,7 +385,7 @@ async def test_zero_retention_stores_no_transcripts(
 
 async def test_from_settings_uses_sqlite_under_data_dir(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", transcript_retention_days=7)
-    store = MemoryStore.from_settings(settings)
+    store = memory_store(settings)
     await store.create()
     try:
         assert await store.add_fact("local", "nova", "a fact")

@@ -11,6 +11,7 @@ from faster_whisper import WhisperModel
 from tests.conftest import Clip, ServerProcess
 from tests.realtime_helpers import (
     WIRE_RATE,
+    assert_answered,
     realtime,
     response_audio,
     say_text,
@@ -84,7 +85,7 @@ async def test_first_audio_leaves_before_the_reply_is_written(server: ServerProc
             "Tell me a short story about a lighthouse keeper, in at least four sentences.",
         )
         done = await log.wait_for("response.done", timeout=120)
-        assert done.response.status == "completed"
+        assert_answered(done.response)  # a story may reach the server's token limit
         transcript_deltas = log.of_type("response.output_audio_transcript.delta")
         assert len(transcript_deltas) >= 2, "expected a reply of several clauses"
         first_audio = log.index(log.of_type("response.output_audio.delta")[0])
@@ -114,6 +115,28 @@ async def test_push_to_talk(server: ServerProcess, speech: dict[str, Clip]) -> N
         done = await log.wait_for("response.done", timeout=90)
         assert done.response.status == "completed"
         assert rms_dbfs(response_audio(log, done.response.id)) > -35.0
+
+
+async def test_push_to_talk_commit_and_create_back_to_back_answer_the_words(
+    server: ServerProcess, speech: dict[str, Clip]
+) -> None:
+    """What a phone-style app sends on release: commit and response.create at once."""
+    clip = speech["ps_forever_input_2"]
+    async with realtime(server.ws_base, server.api_key) as log:
+        await log.connection.session.update(
+            session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+        )
+        await log.wait_for("session.updated")
+        await stream_audio(log.connection, clip.samples, realtime_pace=False)
+        await log.connection.input_audio_buffer.commit()
+        await log.connection.response.create()
+        done = await log.wait_for("response.done", timeout=90)
+        types = [event.type for event in log.events]
+        completed = types.index("conversation.item.input_audio_transcription.completed")
+        assert completed < types.index("response.created"), "the reply came before the words"
+        assert done.response.status == "completed"
+        usage = done.response.usage
+        assert usage is not None and usage.output_tokens and usage.output_tokens > 0
 
 
 async def test_barge_in_stops_audio_and_truncates_history(

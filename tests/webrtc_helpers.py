@@ -18,10 +18,12 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
 from voice.audio import Float32Array, resample
+from voice.clock import LoopClock
 from voice.webrtc.events import EVENTS_CHANNEL
 from voice.webrtc.frames import WEBRTC_SAMPLE_RATE, frame_to_mono
 from voice.webrtc.output import WebRTCAudioOutput
 from voice.webrtc.track import OutputAudioTrack
+from voice.wire import ServerEvents
 
 #: Sends an SDP offer, returns the SDP answer.
 Signal = Callable[[str], Awaitable[str]]
@@ -38,9 +40,15 @@ class HttpResponse:
 
 
 async def http(
-    method: str, url: str, body: str | None = None, content_type: str | None = None
+    method: str,
+    url: str,
+    body: str | None = None,
+    content_type: str | None = None,
+    *,
+    key: str | None = None,
 ) -> HttpResponse:
-    """One HTTP request with the standard library (in a thread), 4xx/5xx included."""
+    """One HTTP request with the standard library (in a thread), 4xx/5xx included;
+    ``key`` (an API key or a client secret) goes in ``Authorization: Bearer``."""
 
     def send() -> HttpResponse:
         request = urllib.request.Request(
@@ -48,6 +56,8 @@ async def http(
         )
         if content_type is not None:
             request.add_header("Content-Type", content_type)
+        if key is not None:
+            request.add_header("Authorization", f"Bearer {key}")
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return HttpResponse(response.status, response.headers, response.read().decode())
@@ -63,9 +73,10 @@ class ClientPeer:
     def __init__(self) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.channel = self.pc.createDataChannel(EVENTS_CHANNEL)
-        self.microphone = WebRTCAudioOutput(self._on_microphone)
+        clock = LoopClock()
+        self.microphone = WebRTCAudioOutput(ServerEvents(self._on_microphone), clock=clock)
         self._spoken = asyncio.Event()
-        self.microphone_track = OutputAudioTrack(self.microphone)
+        self.microphone_track = OutputAudioTrack(self.microphone, clock=clock)
         self.pc.addTrack(self.microphone_track)
         self.events: list[dict[str, Any]] = []
         #: Received audio: (arrival time on the loop clock, 48 kHz mono samples) per frame.

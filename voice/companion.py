@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from voice.characters.card import CharacterCard
 from voice.characters.library import CharacterLibrary
 from voice.characters.lorebook import active_entries
 from voice.characters.prompt import build_messages, greetings
+from voice.characters.shared import SharedLibrary
 from voice.memory.extract import CompletionModel
 from voice.memory.recorder import Recollection, SessionMemory
 from voice.memory.store import MemoryStore
+from voice.memory.writer import StoreWriter
 
 DEFAULT_USER_NAME = "User"
 
@@ -29,16 +30,35 @@ class UnknownCharacterError(LookupError):
         super().__init__(f"unknown character '{character_id}'; available: {listing}")
 
 
-@dataclass
 class Companions:
-    """Shared by all sessions: characters, memories, and the model that writes memories."""
+    """Shared by all sessions: characters, memories, and the model that writes memories.
 
-    library: CharacterLibrary
-    store: MemoryStore
-    llm: CompletionModel
-    budget_tokens: int = 1536
-    memory_every_turns: int = 8
-    default_character: str | None = None
+    ``writer`` is the process's queue of durable writes to ``store``; the server passes
+    the one its memory routes delete from. Without one, these companions get their own.
+    """
+
+    def __init__(
+        self,
+        library: CharacterLibrary | SharedLibrary,
+        store: MemoryStore,
+        llm: CompletionModel,
+        *,
+        writer: StoreWriter | None = None,
+        budget_tokens: int = 1536,
+        memory_every_turns: int = 8,
+        default_character: str | None = None,
+        read_timeout_s: float = 10.0,
+    ) -> None:
+        if writer is not None and writer.store is not store:
+            raise ValueError("the writer must write to the companions' store")
+        self.library = library
+        self.store = store
+        self.llm = llm
+        self.writer = writer if writer is not None else StoreWriter(store)
+        self.budget_tokens = budget_tokens
+        self.memory_every_turns = memory_every_turns
+        self.default_character = default_character
+        self.read_timeout_s = read_timeout_s
 
     def card(self, character_id: str) -> CharacterCard:
         entry = self.library.get(character_id)
@@ -54,17 +74,22 @@ class Companions:
         session_id: str,
         user_name: str | None = None,
     ) -> Companion:
-        """The companion for one session; raises :class:`UnknownCharacterError`."""
+        """The companion for one session; raises :class:`UnknownCharacterError`.
+
+        An unreachable database does not fail it: the companion starts without memory.
+        """
+        await self.library.find(character_id)  # another replica's upload is looked up
         card = self.card(character_id)
         name = user_name or DEFAULT_USER_NAME
         memory = SessionMemory(
             self.llm,
-            self.store,
+            self.writer,
             user_id=user_id,
             character_id=character_id,
             session_id=session_id,
             every_turns=self.memory_every_turns,
             user_name=user_name,
+            read_timeout_s=self.read_timeout_s,
         )
         recollection = await memory.recall()
         return Companion(character_id, card, name, memory, recollection, self.budget_tokens)

@@ -5,11 +5,15 @@ No I/O. Items keep plain text; the session turns them into wire items when it re
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from voice.characters.tokens import estimate_tokens
 
 Role = Literal["user", "assistant", "system"]
+ItemStatus = Literal["completed", "incomplete", "in_progress"]
+ItemKind = Literal["message", "function_call", "function_call_output"]
 
 
 @dataclass
@@ -23,16 +27,29 @@ class SpokenSegment:
 
 @dataclass
 class Item:
-    """One conversation item (a message)."""
+    """One conversation item: a message, a function call of the bot's, or a call's result.
+
+    A call (``kind="function_call"``, role assistant) has ``call_id``, ``name`` and its
+    JSON ``arguments``; a result (``"function_call_output"``) the ``call_id`` it answers
+    and its ``text`` (the output). Neither is ever spoken.
+    """
 
     id: str
     role: Role
     text: str = ""
-    status: Literal["completed", "incomplete", "in_progress"] = "completed"
+    status: ItemStatus = "completed"
     #: For assistant audio: the text of each chunk with its place in the audio.
     segments: list[SpokenSegment] = field(default_factory=list)
     #: Whether the text is a transcript of audio (user speech, or a spoken reply).
     from_audio: bool = False
+    kind: ItemKind = "message"
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+    @property
+    def is_message(self) -> bool:
+        return self.kind == "message"
 
     @property
     def audio_ms(self) -> float:
@@ -89,6 +106,25 @@ class Conversation:
         self._items.append(item)
         return previous
 
+    def insert(self, item: Item, after: str | None) -> None:
+        """Put ``item`` right after the item ``after`` (``None``: first, before all others).
+
+        Raises ``KeyError`` when there is no item ``after``.
+        """
+        if after is None:
+            self._items.insert(0, item)
+            return
+        ids = [existing.id for existing in self._items]
+        if after not in ids:
+            raise KeyError(after)
+        self._items.insert(ids.index(after) + 1, item)
+
+    def previous_id(self, item_id: str) -> str | None:
+        """The id of the item before ``item_id`` (``None`` for the first, or an unknown id)."""
+        ids = [item.id for item in self._items]
+        index = ids.index(item_id) if item_id in ids else 0
+        return ids[index - 1] if index > 0 else None
+
     def get(self, item_id: str) -> Item | None:
         return next((item for item in self._items if item.id == item_id), None)
 
@@ -99,15 +135,36 @@ class Conversation:
         self._items.remove(item)
         return True
 
-    def messages(
-        self, instructions: str, max_items: int, pending: Sequence[Item] = ()
-    ) -> list[dict[str, str]]:
-        """Chat messages for the LLM: the instructions, then the most recent items with text.
 
-        ``pending`` items count as if they had been added (a turn not yet committed).
-        """
-        items = [*self._items, *pending]
-        recent = [item for item in items if item.text.strip()][-max_items:]
-        messages = [{"role": "system", "content": instructions}] if instructions else []
-        messages.extend({"role": item.role, "content": item.text} for item in recent)
-        return messages
+def fit_turns(
+    turns: list[dict[str, Any]],
+    budget_tokens: int,
+    system: list[dict[str, Any]],
+    truncation: object,
+) -> list[dict[str, Any]]:
+    """The newest ``turns`` that fit ``budget_tokens`` next to ``system``, oldest dropped.
+
+    ``truncation`` is the session's: ``"auto"`` drops just enough; a retention ratio drops
+    down to that share of the budget at once, so the turns kept stay the same (and the
+    model's prompt cache valid) for longer; ``"disabled"`` drops nothing. The newest turn
+    is never dropped; if it alone is over the budget, its beginning is cut.
+    """
+    if truncation == "disabled" or not turns:
+        return turns
+    used = sum(estimate_tokens(message["content"]) for message in system)
+    sizes = [estimate_tokens(turn["content"] + str(turn.get("tool_calls", ""))) for turn in turns]
+    if used + sum(sizes) <= budget_tokens:
+        return turns
+    ratio = getattr(truncation, "retention_ratio", 1.0)
+    target = max(0, round(budget_tokens * ratio) - used)
+    kept, total = len(turns), 0
+    while kept > 0 and total + sizes[kept - 1] <= target:
+        kept -= 1
+        total += sizes[kept]
+    if kept == len(turns):  # the newest turn alone is too long: keep its end
+        newest = dict(turns[-1])
+        newest["content"] = newest["content"][-max(1, target) * 4 :]
+        return [newest]
+    while kept < len(turns) - 1 and turns[kept]["role"] == "tool":
+        kept += 1  # a result whose call was cut goes too
+    return turns[kept:]

@@ -78,11 +78,25 @@ class EchoGuard:
         self.echo_score: float | None = None
         self._since_estimate = 0
         self._active_since: int | None = None  # input position where the echo could begin
+        #: Reference position where the output was last placed anew (a pause, a late clause):
+        #: the echo before and after it need not line up, so estimates start after it.
+        self._anchor: int | None = None
+        #: Until this input position, after a new placement and before the echo path is
+        #: found again, input that the old path does not explain is muted (as in warm-up).
+        self._relock_until: int | None = None
 
-    def add_reference(self, samples: Float32Array, start: int) -> None:
-        """Bot audio that reaches the listener from stream position ``start`` on."""
+    def add_reference(self, samples: Float32Array, start: int, *, anchored: bool = False) -> None:
+        """Bot audio that reaches the listener from stream position ``start`` on.
+
+        ``anchored``: the output was placed anew here (not back to back with the reference
+        before it), so its echo may be shifted from the last one by the placement's error.
+        """
         if not samples.size:
             return
+        if anchored:
+            self._anchor = start
+            if self.lag is not None:
+                self._relock_until = start + self.lag + self.warmup
         end = start + samples.size
         if end <= self._input_end - self._size // 2:
             return  # too old to matter
@@ -112,7 +126,7 @@ class EchoGuard:
             return samples
         if self._active_since is None:
             self._active_since = start
-        window = min(self.estimate_len, end - self._active_since)
+        window = min(self.estimate_len, end - self._window_start())
         self._since_estimate += samples.size
         if self.lag is None or self._since_estimate >= self.estimate_len // 2:
             # Until locked, re-estimate on every chunk with all audio since the echo could
@@ -129,9 +143,27 @@ class EchoGuard:
             self._estimate_lag(end, window)
             self._since_estimate = 0
             residual = samples - self._echo_estimate(start, end)
+            if self._relocking(end) and float(np.dot(residual, residual)) > 0.1 * power:
+                return np.zeros_like(samples)
         if float(np.dot(residual, residual)) > power:
             return samples  # the estimate does not fit this stretch: never add sound
         return residual.astype(np.float32)
+
+    def _relocking(self, end: int) -> bool:
+        """Whether the echo path is being found again after a new placement, and nothing
+        says the sound is someone else's (as in warm-up: a voice unlike the reference
+        goes through)."""
+        if self._relock_until is None or end > self._relock_until:
+            return False
+        return self.echo_score is None or self.echo_score >= self.not_echo_below
+
+    def _window_start(self) -> int:
+        """Where the audio to estimate the echo path from begins: where the echo could
+        begin, or where the output was last placed anew if that is later."""
+        assert self._active_since is not None
+        if self._anchor is None:
+            return self._active_since
+        return max(self._active_since, self._anchor + (self.lag or 0))
 
     def _unguarded(self, samples: Float32Array, end: int) -> Float32Array:
         """Input while no echo path is known."""
@@ -205,6 +237,7 @@ class EchoGuard:
             )
         self.lag = self.max_lag - best
         self.echo_seen = True
+        self._relock_until = None
         self._fit_filter(end, n, self._inp[np.arange(end - n, end) % self._size])
 
     def _fit_filter(self, end: int, n: int, x: Float32Array) -> None:
@@ -254,8 +287,10 @@ class EchoReference:
         reference = self._resampler.process(samples)
         if self._offset is None:
             return  # no input yet: nothing can echo into it
-        if self._next is None or abs(heard_at - self._next_heard_at) > 0.02:
+        anchored = self._next is None or abs(heard_at - self._next_heard_at) > 0.02
+        if anchored:
             self._next = round(self._offset + heard_at * RATE)
-        self._guard.add_reference(reference, self._next)
+        assert self._next is not None
+        self._guard.add_reference(reference, self._next, anchored=anchored)
         self._next += reference.size
         self._next_heard_at = heard_at + samples.size / self._rate

@@ -8,12 +8,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from voice.config import Settings
 from voice.delivery import read_rules
-from voice.llm import ChatLLM
+from voice.llm import ChatLLM, ToolMode
 from voice.llm_server import EMBEDDED_MODEL_ALIAS, EmbeddedLlamaServer, default_gguf_path
+from voice.remote_speech import RemoteSTT, RemoteVoices
+from voice.stage_cpu import os_thread_named
 from voice.stt import WhisperSTT, default_whisper_path
 from voice.vad import SileroVadStream
 from voice.voices import VoiceLibrary
@@ -26,7 +28,7 @@ T = TypeVar("T")
 class Engines:
     """Loaded models; sessions borrow them, only :meth:`aclose` releases them."""
 
-    stt: WhisperSTT
+    stt: WhisperSTT | RemoteSTT
     voices: VoiceLibrary
     llm: ChatLLM
     llm_server: EmbeddedLlamaServer | None = None
@@ -39,11 +41,15 @@ class Engines:
 
     async def aclose(self) -> None:
         """Stop the embedded LLM server and the model threads. Safe to call twice."""
-        await self.llm.aclose()
         if self.llm_server is not None:
-            await self.llm_server.stop()
+            await self.llm_server.stop()  # first: no restart once shutdown has begun
+        await self.llm.aclose()
         self.stt.close()
         self.voices.close()
+        if isinstance(self.stt, RemoteSTT):
+            await self.stt.aclose()
+        if self.voices.remote is not None:
+            await self.voices.remote.aclose()
 
 
 class _Progress:
@@ -82,19 +88,29 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
     progress = _Progress(total=5, out=out)
     await progress.run("vad", "loading Silero VAD", lambda: asyncio.to_thread(SileroVadStream))
 
-    stt_path = settings.stt_model_path or default_whisper_path()
-    stt = await progress.run(
-        "stt",
-        f"loading Whisper from {stt_path}",
-        lambda: asyncio.to_thread(
-            WhisperSTT,
-            stt_path,
-            language=settings.stt_language,
-            compute_type=settings.stt_compute_type,
-            threads=settings.stt_threads,
-            window_s=settings.stt_window_s,
-        ),
-    )
+    stt: WhisperSTT | RemoteSTT
+    if settings.stt_base_url:
+        stt = await progress.run(
+            "stt",
+            f"speech recognition at {settings.stt_base_url} (remote; no local Whisper)",
+            lambda: _ready(remote_stt(settings)),
+        )
+    else:
+        stt_path = settings.stt_model_path or default_whisper_path()
+        stt = await progress.run(
+            "stt",
+            f"loading Whisper from {stt_path}",
+            lambda: asyncio.to_thread(
+                _named_load,
+                "voice-stt",
+                WhisperSTT,
+                stt_path,
+                language=settings.stt_language,
+                compute_type=settings.stt_compute_type,
+                threads=settings.stt_threads,
+                window_s=settings.stt_window_s,
+            ),
+        )
 
     # Presets are checked now (a bad one stops the start); the default voice is loaded.
     voices = VoiceLibrary.from_folder(
@@ -102,8 +118,13 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
         settings.default_voice,
         read_rules(settings.delivery_rules_file),
         threads=settings.tts_threads,
+        remote=remote_voices(settings),
     )
-    await progress.run("tts", f"loading voice '{voices.default}'", voices.get)
+    voices.set_aliases(
+        settings.voice_aliases, configured="voice_aliases" in settings.model_fields_set
+    )
+    where = f" (spoken at {settings.tts_base_url})" if voices.remote is not None else ""
+    await progress.run("tts", f"loading voice '{voices.default}'{where}", voices.get)
 
     server: EmbeddedLlamaServer | None = None
     try:
@@ -132,12 +153,17 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
             settings.llm_api_key,
             max_tokens=settings.llm_max_tokens,
             temperature=settings.llm_temperature,
+            first_token_timeout_s=settings.llm_first_token_timeout_s,
+            stall_timeout_s=settings.llm_stall_timeout_s,
+            tool_mode=tool_mode(settings),
         )
         warm_messages = [
             {"role": "system", "content": settings.instructions},
             {"role": "user", "content": "Hello!"},
         ]
         await progress.run("llm", what, lambda: llm.complete(warm_messages, max_tokens=1))
+        if server is not None:  # a child that dies from now on is restarted and warmed again
+            server.supervise(lambda: llm.complete(warm_messages, max_tokens=1))
     except BaseException:
         stt.close()
         voices.close()
@@ -147,3 +173,42 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
     engines = Engines(stt=stt, voices=voices, llm=llm, llm_server=server)
     engines.load_seconds = progress.seconds
     return engines
+
+
+def _named_load(thread_name: str, load: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``load(...)`` on a thread named ``thread_name`` while it runs: the threads the model's
+    runtime starts now carry the name (see :mod:`voice.stage_cpu`)."""
+    with os_thread_named(thread_name):
+        return load(*args, **kwargs)
+
+
+async def _ready(value: T) -> T:
+    return value
+
+
+def remote_stt(settings: Settings) -> RemoteSTT:
+    """The remote speech recognition ``settings`` describe (``stt_base_url`` must be set)."""
+    assert settings.stt_base_url
+    key = settings.stt_api_key.get_secret_value() if settings.stt_api_key else None
+    return RemoteSTT(
+        settings.stt_base_url, key, settings.stt_model, language=settings.stt_language,
+        timeout_s=settings.stt_timeout_s, max_concurrent=settings.remote_max_concurrent,
+    )  # fmt: skip
+
+
+def remote_voices(settings: Settings) -> RemoteVoices | None:
+    """The remote voices ``settings`` describe; ``None``: voices run here."""
+    if not settings.tts_base_url:
+        return None
+    key = settings.tts_api_key.get_secret_value() if settings.tts_api_key else None
+    return RemoteVoices(
+        settings.tts_base_url, key, settings.tts_model, sample_rate=settings.tts_sample_rate,
+        timeout_s=settings.tts_timeout_s, max_concurrent=settings.remote_max_concurrent,
+    )  # fmt: skip
+
+
+def tool_mode(settings: Settings) -> ToolMode:
+    """How function calls are asked of the chat model (see ``llm_tool_calls``)."""
+    if settings.llm_tool_calls != "auto":
+        return settings.llm_tool_calls
+    return "native" if settings.llm_base_url else "constrained"

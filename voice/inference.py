@@ -12,9 +12,25 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
+
+from voice.stage_cpu import name_os_thread
 
 T = TypeVar("T")
+
+
+class WorkQueue(Protocol):
+    """What the server reads of a model's queue: a :class:`ModelWorker`, or a remote
+    engine's (:class:`voice.remote_speech.RemoteQueue`)."""
+
+    name: str
+    #: Called with each call's wait for the model, in seconds.
+    on_wait: Callable[[float], None] | None
+
+    @property
+    def pending(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class ModelBusyError(RuntimeError):
@@ -32,8 +48,9 @@ class ModelWorker:
         self.name = name
         self.max_pending = max_pending
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"model-{name}"
-        )
+            max_workers=1, thread_name_prefix=f"model-{name}",
+            initializer=name_os_thread, initargs=(f"voice-{name}",),
+        )  # fmt: skip
         self._pending = 0
         self._lock = threading.Lock()
         self.last_wait_s = 0.0

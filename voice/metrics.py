@@ -6,7 +6,7 @@ sessions, so tests can make as many as they like). All durations are in seconds.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 #: Buckets for latencies between a few milliseconds and several seconds.
 LATENCY_BUCKETS = (
@@ -57,6 +57,52 @@ class Metrics:
         self.active_sessions = Gauge(
             "voice_active_sessions", "Sessions connected now.", registry=self.registry
         )
+        self.llm_server_restarts = Counter(
+            "voice_llm_server_restarts",
+            "Times the embedded LLM server was started again after it died.",
+            registry=self.registry,
+        )
+        self.audio_api_requests = Counter(
+            "voice_audio_api_requests",
+            "Requests the audio API answered (route: transcriptions or speech).",
+            ("route",),
+            registry=self.registry,
+        )
+        for route in ("transcriptions", "speech"):
+            self.audio_api_requests.labels(route)  # exported from 0 on
+        self.remote_speech_errors = Counter(
+            "voice_remote_speech_errors",
+            "Failed calls to a remote speech endpoint, by engine (stt, tts) and reason "
+            "(timeout, unreachable, refused, invalid_response).",
+            ("engine", "reason"),
+            registry=self.registry,
+        )
+        self.memory_writes_pending = Gauge(
+            "voice_memory_writes_pending",
+            "Transcript and memory writes queued for the database (waiting while it is "
+            "unreachable).",
+            registry=self.registry,
+        )
+        self.memory_write_retries = Counter(
+            "voice_memory_write_retries",
+            "Attempts to store a queued write that could not reach the database.",
+            registry=self.registry,
+        )
+        self.memory_writes_lost = Counter(
+            "voice_memory_writes_lost",
+            "Transcript and memory writes never stored, by kind and reason (queue_full, "
+            "expired, rejected, shutdown; unreachable: a memory update that could not run).",
+            ("kind", "reason"),
+            registry=self.registry,
+        )
+
+    def count_remote_error(self, engine: str, reason: str) -> None:
+        """``on_error`` of the remote speech engines (:mod:`voice.remote_speech`)."""
+        self.remote_speech_errors.labels(engine, reason).inc()
+
+    def count_lost_writes(self, kind: str, reason: str, count: int) -> None:
+        """``on_lost`` of :class:`voice.memory.writer.StoreWriter`."""
+        self.memory_writes_lost.labels(kind, reason).inc(count)
 
     def exposition(self) -> bytes:
         """The metrics in the Prometheus text format."""

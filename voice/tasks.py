@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -26,3 +28,18 @@ async def cancel_and_wait(task: asyncio.Task[object] | None, timeout: float = 2.
         exc = task.exception()
         if exc is not None:
             log.warning("task %s failed while stopping: %r", task.get_name(), exc)
+
+
+async def first_of(*coroutines: Coroutine[Any, Any, object]) -> None:
+    """Run ``coroutines`` until the first one ends; cancel the rest (and them, if cancelled).
+
+    A failure of the first one to end is raised here.
+    """
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            await cancel_and_wait(task)
+    for task in done:
+        task.result()

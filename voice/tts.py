@@ -2,14 +2,16 @@
 
 An engine holds one loaded model and runs it on its own :class:`ModelWorker` thread.
 :class:`PiperTTS` is the engine the server ships with; :class:`CoquiTTS` is an optional
-one for a user's local Coqui model (``pip install coqui-tts``; untested here).
+one for a user's local Coqui model (``pip install coqui-tts``; untested here); remote voices
+are in :mod:`voice.remote_speech`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,7 +22,8 @@ from piper.config import PiperConfig, SynthesisConfig
 
 from voice.audio import Float32Array
 from voice.delivery import Pause, Prosody, Segment
-from voice.inference import ModelWorker
+from voice.heap import ShrinkingSession, release_freed_memory
+from voice.inference import ModelWorker, WorkQueue
 
 
 class TTSEngine(Protocol):
@@ -28,9 +31,13 @@ class TTSEngine(Protocol):
 
     name: str
     sample_rate: int
-    worker: ModelWorker
     #: The model's own settings: what ``synthesize(text)`` without prosody uses.
     default_prosody: Prosody
+
+    @property
+    def worker(self) -> WorkQueue:
+        """The model's queue (a :class:`ModelWorker` for in-process models)."""
+        ...
 
     async def synthesize(self, text: str, prosody: Prosody | None = None) -> Float32Array:
         """Float32 audio at :attr:`sample_rate` (empty when nothing in ``text`` is speakable)."""
@@ -94,7 +101,8 @@ def load_piper_voice(
     )
     with config_path.open(encoding="utf-8") as handle:
         config = PiperConfig.from_dict(json.load(handle))
-    return PiperVoice(session=session, config=config)
+    # The session gives its arena back after each clause (voice/heap.py).
+    return PiperVoice(session=ShrinkingSession(session), config=config)
 
 
 class PiperTTS:
@@ -132,6 +140,7 @@ class PiperTTS:
     def _synthesize_sync(self, text: str, prosody: Prosody | None) -> Float32Array:
         config = synthesis_config(prosody) if prosody is not None else None
         parts = [chunk.audio_float_array for chunk in self._voice.synthesize(text, config)]
+        release_freed_memory()  # on this worker thread, between clauses
         if not parts:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(parts).astype(np.float32, copy=False)
@@ -196,6 +205,25 @@ class CoquiTTS:
 def silence(ms: float, sample_rate: int) -> Float32Array:
     """``ms`` milliseconds of silence at ``sample_rate``."""
     return np.zeros(round(ms * sample_rate / 1000), dtype=np.float32)
+
+
+async def stream_plan(
+    tts: TTSEngine, plan: Sequence[Segment]
+) -> AsyncGenerator[Float32Array, None]:
+    """Audio for a delivery plan in pieces: an engine that streams (``stream(text,
+    prosody)``, a remote voice) gives its audio as it comes; any other gives the plan's
+    whole audio at once (:func:`synthesize_plan`). Use with ``contextlib.aclosing``."""
+    stream = getattr(tts, "stream", None)
+    if stream is None:
+        yield await synthesize_plan(tts, plan)
+        return
+    for segment in plan:
+        if isinstance(segment, Pause):
+            yield silence(segment.ms, tts.sample_rate)
+            continue
+        async with contextlib.aclosing(stream(segment.text, segment.prosody)) as pieces:
+            async for piece in pieces:
+                yield piece
 
 
 async def synthesize_plan(tts: TTSEngine, plan: Iterable[Segment]) -> Float32Array:

@@ -22,6 +22,11 @@ Policies, each configurable in :class:`TurnConfig`:
   interrupt and become the user's turn; a backchannel, a cough or noise resume the bot
   (:class:`ResumeBot`). ``"immediate"`` interrupts at onset; ``"off"`` ignores speech
   while the bot is audible.
+* **Monologue cap.** A turn whose speech reaches ``max_turn_ms`` ends there, as if the
+  user had paused (the input buffer is bounded).
+* **Idle timeout** (``idle_timeout_ms``, off by default). Once the bot's audio has finished
+  playing, silence that long from the user ends in :class:`IdleTimeout` (the session then
+  asks for a reply, as the Realtime API's server VAD does). It fires once per bot reply.
 """
 
 from __future__ import annotations
@@ -91,6 +96,14 @@ class CheckWords:
     generation: int
 
 
+@dataclass(frozen=True)
+class IdleTimeout:
+    """The user said nothing in ``[start_ms, end_ms]`` after the bot's audio had ended."""
+
+    start_ms: int
+    end_ms: int
+
+
 Action = (
     SpeechStarted
     | SpeechStopped
@@ -101,6 +114,7 @@ Action = (
     | ResumeBot
     | InterruptBot
     | CheckWords
+    | IdleTimeout
 )
 
 
@@ -115,6 +129,10 @@ class TurnConfig:
     barge_in_onset_ms: int = 64
     barge_in_confirm_ms: int = 1000
     backchannels: frozenset[str] = BACKCHANNELS
+    #: A turn is ended when its speech (from onset) gets this long; None: no cap.
+    max_turn_ms: int | None = None
+    #: Silence this long after the bot's audio ended is an :class:`IdleTimeout`; None: off.
+    idle_timeout_ms: int | None = None
 
 
 def normalized_words(text: str) -> list[str]:
@@ -148,12 +166,15 @@ class TurnTaker:
         self._endpointer = Endpointer(config.endpointing)
         self._state: Literal["idle", "speech", "overlap", "checking"] = "idle"
         self._overlap_start_ms = 0
-        self._paused = False
+        self._turn_start_ms = 0
         self._generation = 0
         self._speculative: int | None = None  # generation of the speculative STT in flight
         self._held = False
         self._silence_ms = 0
         self._last_speech_end_ms = 0
+        #: The idle timeout is armed by bot audio; where the user's silence after it began.
+        self._idle_armed = False
+        self._idle_since: int | None = None
 
     @property
     def in_speech(self) -> bool:
@@ -162,15 +183,21 @@ class TurnTaker:
 
     @property
     def bot_paused(self) -> bool:
-        return self._paused
+        """The bot was paused for speech over it that is not decided yet."""
+        return self._state in ("overlap", "checking")
 
-    def reset(self) -> None:
-        """Forget speech in progress (the input buffer was cleared or committed by hand)."""
+    def reset(self) -> list[Action]:
+        """Forget speech in progress (the input buffer was cleared or committed by hand).
+
+        A bot paused for speech over it is resumed: that speech is gone.
+        """
+        paused = self.bot_paused
         self._endpointer.reset()
         self._state = "idle"
         self._speculative = None
         self._held = False
         self._generation += 1
+        return [ResumeBot()] if paused else []
 
     def on_vad(
         self, probability: float, start_ms: int, window_ms: int, *, bot_audible: bool
@@ -181,7 +208,7 @@ class TurnTaker:
         if self._state == "overlap" and not bot_audible:
             # The bot finished while the user was talking over it: an ordinary turn now.
             self._state = "speech"
-            self._paused = False
+            self._turn_start_ms = self._overlap_start_ms
             actions.append(SpeechStarted(self._overlap_start_ms))
         overlapping = bot_audible and self._state in ("idle", "checking")
         min_speech = cfg.barge_in_onset_ms if overlapping else cfg.endpointing.min_speech_ms
@@ -197,10 +224,33 @@ class TurnTaker:
             actions.extend(self._speech_stopped(event))
         elif self._state == "speech":
             actions.extend(self._during_speech())
+            if (
+                cfg.max_turn_ms is not None
+                and start_ms + window_ms - self._turn_start_ms >= cfg.max_turn_ms
+            ):
+                actions.extend(self._end_monologue(start_ms + window_ms))
         elif self._state == "overlap":
             if start_ms + window_ms - self._overlap_start_ms >= cfg.barge_in_confirm_ms:
                 actions.extend(self._confirm_interruption())
+        if cfg.idle_timeout_ms is not None:
+            actions.extend(self._idle(start_ms, start_ms + window_ms, bot_audible))
         return actions
+
+    def _idle(self, start_ms: int, end_ms: int, bot_audible: bool) -> list[Action]:
+        """Count the user's silence after the bot's audio ended; fire once it is too long."""
+        if bot_audible or self._state != "idle":
+            self._idle_armed = bot_audible or (self._idle_armed and self._state == "idle")
+            self._idle_since = None
+            return []
+        if not self._idle_armed:
+            return []
+        if self._idle_since is None:
+            self._idle_since = start_ms
+        assert self.config.idle_timeout_ms is not None
+        if end_ms - self._idle_since < self.config.idle_timeout_ms:
+            return []
+        self._idle_armed, since, self._idle_since = False, self._idle_since, None
+        return [IdleTimeout(since, end_ms)]
 
     def _speech_started(self, event: SpeechStarted, bot_audible: bool) -> list[Action]:
         cfg = self.config
@@ -211,16 +261,16 @@ class TurnTaker:
                 return []
             if cfg.barge_in == "immediate":
                 self._state = "speech"
+                self._turn_start_ms = event.audio_start_ms
                 return [event, InterruptBot()]
+            paused = self.bot_paused  # still paused from an undecided check
             if self._state == "idle":
                 self._overlap_start_ms = event.audio_start_ms
             self._state = "overlap"
             self._generation += 1  # a pending word check is superseded
-            if self._paused:
-                return []
-            self._paused = True
-            return [PauseBot(self._overlap_start_ms)]
+            return [] if paused else [PauseBot(self._overlap_start_ms)]
         self._state = "speech"
+        self._turn_start_ms = event.audio_start_ms
         return [event]
 
     def _during_speech(self) -> list[Action]:
@@ -250,9 +300,18 @@ class TurnTaker:
         self._held = False
         return [event, CommitTurn(event.audio_end_ms, generation)]
 
+    def _end_monologue(self, end_ms: int) -> list[Action]:
+        """The turn has gone on too long: end it here, as if the user had paused."""
+        self._endpointer.reset()
+        self._state = "idle"
+        self._speculative = None
+        self._held = False
+        self._generation += 1
+        return [SpeechStopped(end_ms), CommitTurn(end_ms, None)]
+
     def _confirm_interruption(self) -> list[Action]:
         self._state = "speech"
-        self._paused = False
+        self._turn_start_ms = self._overlap_start_ms
         return [SpeechStarted(self._overlap_start_ms), InterruptBot()]
 
     def on_speculative(self, generation: int, text: str) -> bool:
@@ -278,7 +337,6 @@ class TurnTaker:
         if generation != self._generation or self._state != "checking":
             return []
         self._state = "idle"
-        self._paused = False
         if is_meaningful(text, self.config.backchannels):
             return [
                 SpeechStarted(self._overlap_start_ms),

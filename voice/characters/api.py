@@ -9,8 +9,9 @@ GET    ``/v1/characters/{id}/export``           ``?format=json|png&spec=v2|v3`` 
 =====  =======================================  ===========================================
 
 Uploads are the raw request body: ``application/json`` or ``image/png`` (or
-``application/octet-stream``, told apart by the PNG signature). Multipart forms are not
-accepted (python-multipart is not a dependency). The body is read with a cap: the card
+``application/octet-stream``, told apart by the PNG signature), or the ``file`` part of a
+``multipart/form-data`` form (``curl -F file=@card.png``; ``id`` and ``replace`` may be
+form fields too). The body is read with a cap: the card
 limit for JSON, ``PNG_SIZE_FACTOR`` times it otherwise; beyond it the answer is 413.
 Errors are ``{"error": {"message": …, "code": …}}``: 400 for a body that is not JSON or
 PNG, 422 for a well-formed file that is not a valid card, 409 for a taken id.
@@ -19,22 +20,18 @@ PNG, 422 for a well-formed file that is not a valid card, 409 for a taken id.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Literal
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from voice.characters.card import (
-    PNG_SIZE_FACTOR,
-    CardError,
-    ExportSpec,
-    format_size,
-    placeholder_png,
-    to_dict,
-)
+from voice.characters.card import PNG_SIZE_FACTOR, ExportSpec, format_size
+from voice.characters.export import placeholder_png, to_dict
+from voice.characters.fields import CardError
 from voice.characters.library import (
     CharacterEntry,
     CharacterLibrary,
@@ -42,7 +39,12 @@ from voice.characters.library import (
     slugify,
 )
 from voice.characters.macros import expand
+from voice.characters.shared import SharedLibrary
+from voice.memory.database import DatabaseUnavailableError
+from voice.request_body import BadRequest, parse_form
 
+#: What a multipart form adds around the card file (boundaries, part headers, small fields).
+FORM_OVERHEAD_BYTES: Final = 16 * 1024
 #: Characters of the description shown in listings.
 EXCERPT_CHARS: Final = 200
 
@@ -62,33 +64,34 @@ class _HttpError(Exception):
         self.code = code
 
 
-def character_routes(library: CharacterLibrary) -> list[Route]:
+def character_routes(library: CharacterLibrary | SharedLibrary) -> list[Route]:
     """The routes above, serving ``library``."""
 
-    def entry_of(request: Request) -> CharacterEntry:
+    async def entry_of(request: Request) -> CharacterEntry:
         character_id = request.path_params["character_id"]
-        entry = library.get(character_id)
+        entry = await library.find(character_id)
         if entry is None:
             raise _HttpError(404, f"no character {character_id!r}", "character_not_found")
         return entry
 
     @_answering_errors
     async def list_characters(request: Request) -> Response:
+        await library.refresh()  # what other replicas stored
         return JSONResponse({"object": "list", "data": [listing(e) for e in library.list()]})
 
     @_answering_errors
     async def get_character(request: Request) -> Response:
-        return JSONResponse(to_dict(entry_of(request).card, "chara_card_v3"))
+        return JSONResponse(to_dict((await entry_of(request)).card, "chara_card_v3"))
 
     @_answering_errors
     async def avatar(request: Request) -> Response:
-        card = entry_of(request).card
+        card = (await entry_of(request)).card
         image = card.avatar_png if card.avatar_png is not None else placeholder_png(card.name)
         return Response(image, media_type="image/png")
 
     @_answering_errors
     async def export(request: Request) -> Response:
-        entry = entry_of(request)
+        entry = await entry_of(request)
         fmt: Literal["json", "png"] = (
             "png" if _choice(request, "format", ("json", "png"), "json") == "png" else "json"
         )
@@ -102,18 +105,24 @@ def character_routes(library: CharacterLibrary) -> list[Route]:
 
     @_answering_errors
     async def upload(request: Request) -> Response:
-        kind = _upload_kind(request)
-        hint = request.query_params.get("id") or None
+        fields = dict(request.query_params)
+        if _content_type(request) == "multipart/form-data":
+            body, kind, form_fields = await _read_form(request, library.max_bytes)
+            fields.update(form_fields)
+        else:
+            kind = _upload_kind(request)
+            limit = library.max_bytes * (1 if kind == "json" else PNG_SIZE_FACTOR)
+            body = await _read_body(request, limit)
+        hint = fields.get("id") or None
         if hint is not None and hint != slugify(hint):
             raise _HttpError(
                 400, "'id' may hold only lowercase letters, digits and dashes", "invalid_id"
             )
-        replace = _choice(request, "replace", ("true", "false"), "false") == "true"
-        limit = library.max_bytes * (1 if kind == "json" else PNG_SIZE_FACTOR)
-        body = await _read_body(request, limit)
-        entry = await run_in_threadpool(
-            functools.partial(library.add, body, hint, replace=replace, kind=kind)
-        )
+        replace = _choice(fields, "replace", ("true", "false"), "false") == "true"
+        try:
+            entry = await library.store(body, hint, replace=replace, kind=kind)
+        except DatabaseUnavailableError as exc:
+            raise _HttpError(503, str(exc), "database_unavailable") from None
         location = {"Location": f"/v1/characters/{entry.id}"}
         return JSONResponse(listing(entry), status_code=201, headers=location)
 
@@ -165,8 +174,11 @@ def _error(status: int, message: str, code: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "code": code}}, status_code=status)
 
 
-def _choice(request: Request, name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = request.query_params.get(name, default)
+def _choice(
+    source: Request | Mapping[str, str], name: str, allowed: tuple[str, ...], default: str
+) -> str:
+    params = source.query_params if isinstance(source, Request) else source
+    value = params.get(name, default)
     if value not in allowed:
         raise _HttpError(
             400, f"'{name}' must be one of {', '.join(allowed)}, not {value!r}", "invalid_parameter"
@@ -174,9 +186,12 @@ def _choice(request: Request, name: str, allowed: tuple[str, ...], default: str)
     return value
 
 
-def _upload_kind(request: Request) -> Literal["json", "png"] | None:
-    """What the Content-Type says the body is; ``None``: sniff it."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _kind_of(content_type: str) -> Literal["json", "png"] | None:
+    """What a Content-Type says a card file is; ``None``: sniff it."""
     if content_type == "application/json":
         return "json"
     if content_type == "image/png":
@@ -186,16 +201,57 @@ def _upload_kind(request: Request) -> Literal["json", "png"] | None:
     raise _HttpError(
         415,
         f"unsupported content type {content_type!r}; send the card file as the request "
-        "body with Content-Type application/json or image/png",
+        "body (or as the 'file' part of a form) with Content-Type application/json or "
+        "image/png",
         "unsupported_media_type",
     )
+
+
+async def _read_form(
+    request: Request, max_bytes: int
+) -> tuple[bytes, Literal["json", "png"] | None, dict[str, str]]:
+    """The card file of a ``multipart/form-data`` upload (what ``curl -F file=@card.png``
+    and HTML forms send), its kind, and the form's ``id`` and ``replace`` fields."""
+    limit = max_bytes * PNG_SIZE_FACTOR
+    body = await _read_body(request, limit + FORM_OVERHEAD_BYTES)
+
+    try:
+        form = await parse_form(request, body, max_files=1, max_fields=2, max_part_size=1024)
+    except BadRequest as bad:
+        raise _HttpError(bad.status, bad.message, "invalid_request") from None
+    try:
+        fields: dict[str, str] = {}
+        card: tuple[bytes, Literal["json", "png"] | None] | None = None
+        for name, value in form.multi_items():
+            if name == "file" and isinstance(value, UploadFile) and card is None:
+                card = (await value.read(), _kind_of((value.content_type or "").lower()))
+            elif name in ("id", "replace") and isinstance(value, str) and name not in fields:
+                fields[name] = value
+            else:
+                raise _HttpError(400, f"unexpected form part {name!r} (send 'file', and "
+                                 "optionally 'id' and 'replace')", "invalid_request")  # fmt: skip
+    finally:
+        await form.close()
+    if card is None:
+        raise _HttpError(400, "the form has no 'file' part (the card)", "invalid_request")
+    data, kind = card
+    if len(data) > (max_bytes if kind == "json" else limit):
+        raise _HttpError(413, f"card is {format_size(len(data))}; the limit is "
+                         f"{format_size(max_bytes if kind == 'json' else limit)}",
+                         "card_too_large")  # fmt: skip
+    return data, kind, fields
+
+
+def _upload_kind(request: Request) -> Literal["json", "png"] | None:
+    """What the Content-Type says the body is; ``None``: sniff it."""
+    return _kind_of(_content_type(request))
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed ``limit``."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise _HttpError(400, "Content-Length is not a number", "invalid_request")
         if int(declared) > limit:
             raise _HttpError(

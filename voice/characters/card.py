@@ -7,13 +7,19 @@ No I/O: bytes in, a validated :class:`CharacterCard` out; a card in, JSON or PNG
 * PNG: the card JSON, UTF-8 and base64-encoded, in a ``tEXt`` chunk named ``ccv3`` (V3) or
   ``chara`` (V2); when both exist ``ccv3`` wins, as the V3 spec asks.
 
+Exporting (JSON or PNG, V2 or V3) is :mod:`voice.characters.export`.
+
 Every field the server uses is type-checked; everything else in the file, known to us or
 not, is kept in :attr:`CharacterCard.raw` so that exporting in the card's own spec gives
 back exactly what was imported.
 
 Sizes: the card JSON may be up to ``max_bytes`` (the ``max_card_bytes`` setting, 2 MiB by
 default), whether it is a ``.json`` file or sits inside a PNG; a PNG file may be up to
-``PNG_SIZE_FACTOR`` times that (8 MiB by default), to leave room for the image.
+``PNG_SIZE_FACTOR`` times that (8 MiB by default), to leave room for the image. The JSON
+may nest at most ``MAX_CARD_NESTING_DEPTH`` levels, its numbers must be finite and its strings
+valid Unicode: a card is shown back as JSON, which could not hold them otherwise. PNG text
+is read from uncompressed ``tEXt`` chunks only: nothing is ever inflated, so a compressed
+chunk (``zTXt``, ``iTXt``) cannot be a decompression bomb.
 """
 
 from __future__ import annotations
@@ -21,34 +27,28 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from voice import json_limits
 from voice.characters import png
+from voice.characters.fields import CardError, CardFields, json_type
 
 Spec = Literal["chara_card_v1", "chara_card_v2", "chara_card_v3"]
 ExportSpec = Literal["chara_card_v2", "chara_card_v3"]
-ErrorCode = Literal["card_too_large", "malformed_card", "invalid_card"]
 
 DEFAULT_MAX_CARD_BYTES: Final = 2 * 1024 * 1024
 #: A PNG card may be this many times ``max_bytes``: the image is most of the file.
 PNG_SIZE_FACTOR: Final = 4
 #: The PNG text chunks that carry cards, by the spec they carry.
 CHUNK_KEYWORDS: Final[dict[ExportSpec, str]] = {"chara_card_v2": "chara", "chara_card_v3": "ccv3"}
-_SPEC_VERSIONS: Final[dict[ExportSpec, str]] = {"chara_card_v2": "2.0", "chara_card_v3": "3.0"}
-
-
-class CardError(ValueError):
-    """A card that cannot be imported. The message names the problem; ``code`` classifies it:
-    ``card_too_large``, ``malformed_card`` (not JSON, not a PNG, bad base64) or
-    ``invalid_card`` (well-formed, but not a valid card)."""
-
-    def __init__(self, message: str, code: ErrorCode = "invalid_card") -> None:
-        super().__init__(message)
-        self.code: ErrorCode = code
+#: Deepest nesting of arrays and objects in a card's JSON (real cards nest under ten levels;
+#: extensions of other tools included). Checked before decoding: see :mod:`voice.json_limits`.
+MAX_CARD_NESTING_DEPTH: Final = 64
+#: Most digits of an integer in a card's JSON (Python refuses to convert more than 4300).
+MAX_CARD_INT_DIGITS: Final = 100
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def _validate(obj: object, avatar_png: bytes | None) -> CharacterCard:
         )
     data = obj.get("data")
     if not isinstance(data, dict):
-        raise CardError(f"card 'data' must be an object, not {_json_type(data)}")
+        raise CardError(f"card 'data' must be an object, not {json_type(data)}")
     return _card_from_fields(data, "data.", spec, obj, avatar_png)
 
 
@@ -200,14 +200,17 @@ def _parse_png(data: bytes, max_bytes: int) -> CharacterCard:
 
 
 def _load_json(data: bytes, what: str) -> object:
+    encoding = json.detect_encoding(data)  # UTF-8 (with or without BOM), UTF-16 or UTF-32
     try:
-        return json.loads(data)
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise CardError(f"{what} is not valid UTF-8", "malformed_card") from exc
-    except json.JSONDecodeError as exc:
-        raise CardError(f"{what} is not valid JSON: {exc}", "malformed_card") from exc
-    except RecursionError as exc:
-        raise CardError(f"{what} is nested too deeply", "malformed_card") from exc
+        raise CardError(f"{what} is not valid {encoding.upper()}", "malformed_card") from exc
+    try:
+        return json_limits.loads(
+            text, max_depth=MAX_CARD_NESTING_DEPTH, max_int_digits=MAX_CARD_INT_DIGITS
+        )
+    except json_limits.JsonLimitError as exc:
+        raise CardError(f"{what} {exc.message}", "malformed_card") from exc
 
 
 def _card_from_fields(
@@ -217,7 +220,7 @@ def _card_from_fields(
     raw: Mapping[str, Any],
     avatar_png: bytes | None,
 ) -> CharacterCard:
-    fields = _Fields(data, prefix)
+    fields = CardFields(data, prefix)
     name = fields.text("name")
     if not name.strip():
         raise CardError(f"card '{prefix}name' must be a non-empty string")
@@ -247,13 +250,13 @@ def _card_from_fields(
 
 def _book(obj: object, path: str) -> CharacterBook:
     if not isinstance(obj, dict):
-        raise CardError(f"card '{path}' must be an object, not {_json_type(obj)}")
-    fields = _Fields(obj, f"{path}.")
+        raise CardError(f"card '{path}' must be an object, not {json_type(obj)}")
+    fields = CardFields(obj, f"{path}.")
     entries = obj.get("entries")
     if entries is None:
         entries = []
     if not isinstance(entries, list):
-        raise CardError(f"card '{path}.entries' must be an array, not {_json_type(entries)}")
+        raise CardError(f"card '{path}.entries' must be an array, not {json_type(entries)}")
     scan_depth, token_budget = fields.number("scan_depth"), fields.number("token_budget")
     return CharacterBook(
         entries=tuple(_entry(entry, f"{path}.entries[{i}]") for i, entry in enumerate(entries)),
@@ -265,8 +268,8 @@ def _book(obj: object, path: str) -> CharacterBook:
 
 def _entry(obj: object, path: str) -> LoreEntry:
     if not isinstance(obj, dict):
-        raise CardError(f"card '{path}' must be an object, not {_json_type(obj)}")
-    fields = _Fields(obj, f"{path}.")
+        raise CardError(f"card '{path}' must be an object, not {json_type(obj)}")
+    fields = CardFields(obj, f"{path}.")
     decorators, content = _split_decorators(fields.text("content"))
     return LoreEntry(
         keys=fields.keys("keys"),
@@ -296,86 +299,6 @@ def _split_decorators(content: str) -> tuple[frozenset[str], str]:
     return frozenset(names), "\n".join(lines).strip("\n")
 
 
-class _Fields:
-    """Typed reads of one JSON object's fields; errors name the field's path.
-
-    A missing field or ``null`` reads as the empty value: real-world cards use both.
-    """
-
-    def __init__(self, obj: Mapping[str, Any], prefix: str) -> None:
-        self._obj = obj
-        self._prefix = prefix
-
-    def _fail(self, key: str, expected: str, value: object) -> CardError:
-        return CardError(f"card '{self._prefix}{key}' must be {expected}, not {_json_type(value)}")
-
-    def text(self, key: str) -> str:
-        value = self._obj.get(key)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise self._fail(key, "a string", value)
-        return value
-
-    def texts(self, key: str) -> tuple[str, ...]:
-        value = self._obj.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise self._fail(key, "an array of strings", value)
-        for index, item in enumerate(value):
-            if not isinstance(item, str):
-                raise self._fail(f"{key}[{index}]", "a string", item)
-        return tuple(value)
-
-    def keys(self, key: str) -> tuple[str, ...]:
-        """Lorebook keys: an array of strings, or (leniently) one comma-separated string."""
-        value = self._obj.get(key)
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return self.texts(key)
-
-    def optional_flag(self, key: str) -> bool | None:
-        value = self._obj.get(key)
-        if value is not None and not isinstance(value, bool):
-            raise self._fail(key, "a boolean", value)
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.optional_flag(key)
-        return default if value is None else value
-
-    def number(self, key: str) -> float | None:
-        value = self._obj.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._fail(key, "a number", value)
-        return value
-
-    def mapping(self, key: str) -> dict[str, Any]:
-        value = self._obj.get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self._fail(key, "an object", value)
-        return value
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object" if isinstance(value, dict) else type(value).__name__
-
-
 def _check_size(what: str, size: int, limit: int) -> None:
     if size > limit:
         raise CardError(
@@ -390,80 +313,3 @@ def format_size(size: int) -> str:
     if size < 1024 * 1024:
         return f"{size / 1024:.1f} KiB"
     return f"{size / (1024 * 1024):.1f} MiB"
-
-
-# --- export ----------------------------------------------------------------------------
-
-
-def to_dict(card: CharacterCard, spec: ExportSpec = "chara_card_v3") -> dict[str, Any]:
-    """The card as a ``spec`` object.
-
-    In the card's own spec this is a copy of :attr:`CharacterCard.raw`. Otherwise the data
-    is carried over whole (unknown fields too) and the target spec's required fields are
-    filled in: V2 and V3 are supersets of each other's data in practice.
-    """
-    if card.spec == spec:
-        return copy.deepcopy(dict(card.raw))
-    if card.spec == "chara_card_v1":
-        envelope: dict[str, Any] = {}
-        data = copy.deepcopy(dict(card.raw))
-    else:
-        envelope = {
-            key: copy.deepcopy(value)
-            for key, value in card.raw.items()
-            if key not in ("spec", "spec_version", "data")
-        }
-        data = copy.deepcopy(dict(card.raw["data"]))
-    required: dict[str, Any] = {
-        "name": card.name,
-        "description": card.description,
-        "personality": card.personality,
-        "scenario": card.scenario,
-        "first_mes": card.first_mes,
-        "mes_example": card.mes_example,
-        "creator_notes": card.creator_notes,
-        "system_prompt": card.system_prompt,
-        "post_history_instructions": card.post_history_instructions,
-        "alternate_greetings": list(card.alternate_greetings),
-        "tags": list(card.tags),
-        "creator": card.creator,
-        "character_version": card.character_version,
-        "extensions": dict(card.extensions),
-    }
-    if spec == "chara_card_v3":
-        required["group_only_greetings"] = []
-        if card.character_book is not None:  # V3 requires use_regex on every entry
-            for entry in data["character_book"].get("entries") or []:
-                entry.setdefault("use_regex", False)
-    for key, value in required.items():
-        if data.get(key) is None:
-            data[key] = copy.deepcopy(value)
-    return {**envelope, "spec": spec, "spec_version": _SPEC_VERSIONS[spec], "data": data}
-
-
-def to_json(
-    card: CharacterCard, spec: ExportSpec = "chara_card_v3", *, indent: int | None = None
-) -> str:
-    """The card as JSON text in ``spec`` (compact unless ``indent`` is given)."""
-    separators = (",", ":") if indent is None else None
-    return json.dumps(to_dict(card, spec), ensure_ascii=False, indent=indent, separators=separators)
-
-
-def to_png(card: CharacterCard) -> bytes:
-    """The card as a PNG with both a ``chara`` (V2) and a ``ccv3`` (V3) text chunk.
-
-    The image is the card's avatar, or :func:`placeholder_png` when it has none.
-    """
-    image = card.avatar_png if card.avatar_png is not None else placeholder_png(card.name)
-    texts = {
-        keyword: base64.b64encode(to_json(card, spec).encode()).decode("ascii")
-        for spec, keyword in CHUNK_KEYWORDS.items()
-    }
-    return png.with_text(image, texts)
-
-
-def placeholder_png(name: str) -> bytes:
-    """A 64 by 64 square in a soft colour derived from ``name`` (stable across runs)."""
-    digest = hashlib.sha256(name.encode()).digest()
-    red, green, blue = (96 + byte % 128 for byte in digest[:3])
-    return png.solid_png(64, 64, (red, green, blue))

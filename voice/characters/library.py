@@ -7,6 +7,8 @@ consistent; reads see a consistent snapshot.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import os
 import re
@@ -20,14 +22,13 @@ from typing import Literal
 from voice.characters.card import (
     DEFAULT_MAX_CARD_BYTES,
     PNG_SIZE_FACTOR,
-    CardError,
     CharacterCard,
     ExportSpec,
     format_size,
     parse_card,
-    to_json,
-    to_png,
 )
+from voice.characters.export import to_json, to_png
+from voice.characters.fields import CardError
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,11 @@ class DuplicateCharacterError(ValueError):
 
 @dataclass(frozen=True)
 class CharacterEntry:
-    """A card in the library, its id and the file it lives in."""
+    """A card in the library, its id and the file it lives in (``None``: the database)."""
 
     id: str
     card: CharacterCard
-    path: Path
+    path: Path | None
 
 
 def slugify(text: str) -> str:
@@ -81,8 +82,9 @@ class CharacterLibrary:
             character_id = slugify(path.stem)
             try:
                 if character_id in entries:
-                    other = entries[character_id].path.name
-                    raise CardError(f"its id {character_id!r} is already taken by {other}")
+                    taken = entries[character_id].path
+                    assert taken is not None  # every entry here was read from the folder
+                    raise CardError(f"its id {character_id!r} is already taken by {taken.name}")
                 entries[character_id] = CharacterEntry(character_id, self._read(path), path)
             except (CardError, OSError) as exc:
                 errors[path.name] = str(exc)
@@ -115,9 +117,7 @@ class CharacterLibrary:
         :class:`DuplicateCharacterError` for a taken id unless ``replace`` is true.
         ``kind`` insists on JSON or PNG (see :func:`parse_card`).
         """
-        card = parse_card(data, max_bytes=self.max_bytes, kind=kind)
-        hint = Path(filename_hint).stem if filename_hint else card.name
-        character_id = slugify(hint)
+        character_id, card = self.validate(data, filename_hint, kind)
         suffix = ".png" if card.avatar_png is not None else ".json"
         path = self.folder / f"{character_id}{suffix}"
         with self._lock:
@@ -128,12 +128,45 @@ class CharacterLibrary:
                 )
             self.folder.mkdir(parents=True, exist_ok=True)
             _write_atomically(path, data)
-            if previous is not None and previous.path != path:
+            if previous is not None and previous.path is not None and previous.path != path:
                 previous.path.unlink(missing_ok=True)
             entry = CharacterEntry(character_id, card, path)
             self._entries = {**self._entries, character_id: entry}
             self.errors.pop(path.name, None)
         return entry
+
+    def validate(
+        self, data: bytes, filename_hint: str | None, kind: Literal["json", "png"] | None
+    ) -> tuple[str, CharacterCard]:
+        """The id (the slug of ``filename_hint``'s stem, or of the card's name) and the card
+        of a card file's bytes; raises :class:`CardError`."""
+        card = parse_card(data, max_bytes=self.max_bytes, kind=kind)
+        return slugify(Path(filename_hint).stem if filename_hint else card.name), card
+
+    def put(self, entry: CharacterEntry) -> None:
+        """Add or replace a card read from elsewhere (the database), in memory only."""
+        with self._lock:
+            self._entries = {**self._entries, entry.id: entry}
+
+    async def find(self, character_id: str) -> CharacterEntry | None:
+        """:meth:`get`, for callers that may also hold a :class:`SharedLibrary`."""
+        return self.get(character_id)
+
+    async def store(
+        self,
+        data: bytes,
+        filename_hint: str | None = None,
+        *,
+        replace: bool = False,
+        kind: Literal["json", "png"] | None = None,
+    ) -> CharacterEntry:
+        """:meth:`add` on a worker thread (it writes a file)."""
+        return await asyncio.to_thread(
+            functools.partial(self.add, data, filename_hint, replace=replace, kind=kind)
+        )
+
+    async def refresh(self) -> None:
+        """Nothing to do: the folder is read at start and changed only through :meth:`add`."""
 
     def export(
         self,

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from voice.auth import load_or_create_secret
+from voice.keyfiles import load_or_create_secret
 
 if TYPE_CHECKING:
     from voice.config import Settings
@@ -69,10 +69,6 @@ class MemoryCipher:
             raise ValueError(f"key must be {KEY_BYTES} bytes")
         self._aead = AESGCM(_derive(key, b"voice memory encryption v1"))
         self._mac_key = _derive(key, b"voice memory digest v1")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MemoryCipher:
-        return cls(load_memory_key(settings))
 
     def encrypt(self, text: str, context: str) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from voice.memory.store import MemoryStore, normalize_text
+from voice.memory.store import normalize_text
 
 Turn = dict[str, str]  # {"role": "user" | "assistant", "content": text}
 
@@ -42,48 +42,41 @@ class CompletionModel(Protocol):
 
 @dataclass(frozen=True)
 class MemoryUpdate:
-    """The outcome of one :func:`update_memory` call."""
+    """What one :func:`update_memory` call found worth remembering."""
 
-    #: The new summary, stored; ``None`` when the model wrote nothing usable (kept the old).
+    #: The new summary; ``None`` when the model wrote nothing usable (keep the old one).
     summary: str | None = None
-    #: Facts newly stored (candidates the user already had are not repeated here).
+    #: Accepted facts, at most ``MAX_FACTS_PER_UPDATE``; the store skips the ones the user
+    #: already has.
     facts: list[str] = field(default_factory=list)
-    #: Every accepted candidate, before deduplication against the store.
-    candidates: list[str] = field(default_factory=list)
 
 
 async def update_memory(
     llm: CompletionModel,
-    store: MemoryStore,
-    user_id: str,
-    character_id: str,
+    previous: str | None,
     turns: Sequence[Turn],
     *,
     user_name: str | None = None,
 ) -> MemoryUpdate:
-    """Fold ``turns`` into the user's summary and facts for ``character_id``.
+    """What to remember of ``turns``: a new summary (from ``previous`` and the turns) and facts.
 
-    Two model calls: the new summary (from the previous one and the turns), then facts
-    (from the user's own lines). Model errors propagate; nothing is stored for a call
-    that failed. Cancelling it cancels the model request in flight.
+    Two model calls: the summary, then facts (from the user's own lines). Nothing is
+    stored here: the caller queues the writes (:mod:`voice.memory.writer`), so a database
+    outage never makes the model run twice. Model errors propagate. Cancelling it cancels
+    the model request in flight.
     """
     user_lines = [turn["content"].strip() for turn in turns if turn.get("role") == "user"]
     user_lines = [line for line in user_lines if line]
     if not user_lines:
         return MemoryUpdate()
-    previous = await store.summary(user_id, character_id)
     transcript = transcript_text(turns, user_name=user_name)
     reply = await llm.complete(summary_messages(previous, transcript), max_tokens=SUMMARY_TOKENS)
     summary = clean_summary(reply, f"{previous or ''}\n{transcript}")
-    if summary is not None:
-        await store.set_summary(user_id, character_id, summary)
 
     said = tail("\n".join(user_lines), MAX_PROMPT_CHARS)
     reply = await llm.complete(facts_messages(said), max_tokens=FACTS_TOKENS)
-    candidates = unique(stated_facts(user_lines) + parse_facts(reply, said, user_name=user_name))
-    candidates = candidates[:MAX_FACTS_PER_UPDATE]
-    added = [fact for fact in candidates if await store.add_fact(user_id, character_id, fact)]
-    return MemoryUpdate(summary=summary, facts=added, candidates=candidates)
+    facts = unique(stated_facts(user_lines) + parse_facts(reply, said, user_name=user_name))
+    return MemoryUpdate(summary=summary, facts=facts[:MAX_FACTS_PER_UPDATE])
 
 
 # --- prompts ----------------------------------------------------------------------------

@@ -20,41 +20,27 @@ space is reclaimed by autovacuum; what stays on disk until then is ciphertext.
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from datetime import datetime, timedelta
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     CursorResult,
-    DateTime,
-    Dialect,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    UniqueConstraint,
     delete,
-    event,
     select,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.exc import (
+    IntegrityError,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from voice.memory.crypto import MemoryCipher
-
-if TYPE_CHECKING:
-    from voice.config import Settings
+from voice.memory.database import Base, MemoryRow, TranscriptRow, describe_url, utc_now
 
 MemoryKind = Literal["fact", "summary"]
 Clock = Callable[[], datetime]
@@ -65,76 +51,6 @@ MAX_SUMMARY_CHARS = 4000
 #: Longest transcript line accepted, in characters.
 MAX_TRANSCRIPT_CHARS = 20_000
 _SUMMARY_KEY = "summary"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class _UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime; use an aware UTC datetime")
-        value = value.astimezone(UTC)
-        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class MemoryRow(_Base):
-    """A fact or the running summary about one user, for one character."""
-
-    __tablename__ = "memories"
-    __table_args__ = (
-        UniqueConstraint("user_id", "character_id", "kind", "dedupe_key"),
-        Index("ix_memories_user", "user_id", "character_id", "kind", "updated_at"),
-    )
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(255))
-    character_id: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(16))
-    #: Keyed digest of the normalized fact text; the constant "summary" for summaries,
-    #: so the unique constraint also allows one summary per user and character.
-    dedupe_key: Mapped[str] = mapped_column(String(64))
-    text_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(_UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(_UTCDateTime())
-
-
-class TranscriptRow(_Base):
-    """One turn of a conversation as it was said (user) or heard (assistant)."""
-
-    __tablename__ = "transcripts"
-    __table_args__ = (
-        Index("ix_transcripts_user", "user_id", "character_id", "session_id"),
-        Index("ix_transcripts_created", "created_at"),
-    )
-
-    # An integer key orders lines of the same session even within one clock tick.
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-    )
-    user_id: Mapped[str] = mapped_column(String(255))
-    character_id: Mapped[str] = mapped_column(String(255))
-    session_id: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(16))
-    text_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(_UTCDateTime())
 
 
 @dataclass(frozen=True)
@@ -163,38 +79,14 @@ class TranscriptLine:
     created_at: datetime
 
 
-def sqlite_url(data_dir: Path) -> str:
-    """The default database: ``data_dir/voice.db``."""
-    return f"sqlite+aiosqlite:///{(data_dir / 'voice.db').resolve()}"
-
-
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``; SQLite files are created 0600 with ``secure_delete`` on."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        path = Path(parsed.database)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    engine = create_async_engine(url)
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA secure_delete=ON")
-    cursor.close()
-
-
 def normalize_text(text: str) -> str:
     """Text compared for duplicates: case, punctuation and spacing folded away."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     return re.sub(r"[\W_]+", " ", folded).strip()
 
 
-def _clean(text: str, limit: int, what: str) -> str:
+def clean_text(text: str, limit: int, what: str) -> str:
+    """``text`` with its spacing folded, as stored; ``ValueError`` if empty or too long."""
     cleaned = " ".join(text.split())
     if not cleaned:
         raise ValueError(f"empty {what}")
@@ -225,20 +117,14 @@ class MemoryStore:
         self._clock = clock
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MemoryStore:
-        """The store ``settings`` describe; call :meth:`create` next."""
-        url = settings.database_url or sqlite_url(settings.data_dir)
-        return cls(
-            create_engine(url),
-            MemoryCipher.from_settings(settings),
-            transcript_retention_days=settings.transcript_retention_days,
-        )
+    def describe(self) -> str:
+        """Where the database is, for messages: host, port, database and user, no password."""
+        return describe_url(self.engine.url)
 
     async def create(self) -> None:
         """Create the tables that do not exist yet."""
         async with self.engine.begin() as connection:
-            await connection.run_sync(_Base.metadata.create_all)
+            await connection.run_sync(Base.metadata.create_all)
 
     async def aclose(self) -> None:
         """Close the connection pool. Safe to call twice."""
@@ -248,7 +134,7 @@ class MemoryStore:
 
     async def add_fact(self, user_id: str, character_id: str, text: str) -> str | None:
         """Store a fact; its id, or ``None`` when the user already has it (normalized)."""
-        text = _clean(text, MAX_FACT_CHARS, "fact")
+        text = clean_text(text, MAX_FACT_CHARS, "fact")
         dedupe_key = self._cipher.digest(f"{user_id}\0{character_id}\0{normalize_text(text)}")
         row = self._memory_row(user_id, character_id, "fact", dedupe_key, text)
         try:
@@ -298,7 +184,7 @@ class MemoryStore:
 
     async def set_summary(self, user_id: str, character_id: str, text: str) -> None:
         """Replace the running summary (created on first use)."""
-        text = _clean(text, MAX_SUMMARY_CHARS, "summary")
+        text = clean_text(text, MAX_SUMMARY_CHARS, "summary")
         for attempt in range(2):
             try:
                 async with self._sessions.begin() as session:
@@ -327,13 +213,15 @@ class MemoryStore:
             rows = (await session.scalars(statement)).all()
         return [self._memory(row) for row in rows]
 
-    async def delete(self, user_id: str, memory_id: str) -> bool:
-        """Delete one of the user's memories; ``False`` if the user has no such memory."""
+    async def delete(self, user_id: str, memory_id: str) -> str | None:
+        """Delete one of the user's memories: its character id, ``None`` if there is none."""
         async with self._sessions.begin() as session:
-            result = await session.execute(
-                delete(MemoryRow).where(MemoryRow.user_id == user_id, MemoryRow.id == memory_id)
+            character_id = await session.scalar(
+                delete(MemoryRow)
+                .where(MemoryRow.user_id == user_id, MemoryRow.id == memory_id)
+                .returning(MemoryRow.character_id)
             )
-        return _rowcount(result) > 0
+        return character_id
 
     async def delete_user(self, user_id: str) -> int:
         """Forget the user: delete all their memories and transcripts; rows deleted."""
@@ -352,7 +240,7 @@ class MemoryStore:
         """Store one line; its id, or ``None`` when retention is 0 (nothing is stored)."""
         if self.transcript_retention_days == 0:
             return None
-        text = _clean(text, MAX_TRANSCRIPT_CHARS, "transcript line")
+        text = clean_text(text, MAX_TRANSCRIPT_CHARS, "transcript line")
         row = TranscriptRow(
             user_id=user_id,
             character_id=character_id,

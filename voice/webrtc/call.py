@@ -1,20 +1,26 @@
 """One WebRTC call: a peer connection, the session it carries, and the tasks that feed it.
 
-Inbound audio (decoded Opus frames) is resampled to 16 kHz and pushed into the session;
-client events arrive on the ``oai-events`` data channel. Both go through one lock, so
-the session sees one thing at a time, as it does over a WebSocket. Outbound audio
-leaves through :class:`OutputAudioTrack`; server events through :class:`EventChannel`.
+Inbound audio (decoded Opus frames) is pushed into the session; client events arrive on
+the ``oai-events`` data channel, and from any sideband WebSocket attached to the call
+(``/v1/realtime?call_id=``, a supervisor on the caller's server). All of them go through
+one lock, so the session sees one thing at a time, as it does over a WebSocket. Outbound
+audio leaves through :class:`OutputAudioTrack`; server events through the call's one
+``send``, which hands each to :class:`EventChannel` and to every attached sideband's own
+queue (each a :class:`~voice.outbox.Outbox`: a sideband that stops reading is closed, and
+never holds up the call). The call's one :class:`~voice.clock.Clock` paces the track and
+times the session.
 
 The call ends when the client hangs up or closes the connection, when the connection
-fails, when no media arrives for ``webrtc_disconnect_s`` seconds, or after
-``max_session_s``. Ending releases everything the call started.
+fails, when no media arrives for ``webrtc_disconnect_s`` seconds, when the client stops
+taking its events (``webrtc_max_buffered_bytes`` unsent), or after ``max_session_s``.
+Ending releases everything the call started.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from aiortc import (
@@ -27,27 +33,31 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
-from voice.audio import StreamResampler
+from voice.client_messages import handle_client_message
+from voice.clock import Clock, LoopClock
 from voice.config import Settings
-from voice.playout import AudioOutput, Emit
+from voice.playout import AudioOutput
 from voice.protocol import ProtocolError, ServerEvent, new_id
 from voice.session import RealtimeSession
-from voice.stt import STT_SAMPLE_RATE
 from voice.tasks import cancel_and_wait
 from voice.webrtc.events import EVENTS_CHANNEL, EventChannel
 from voice.webrtc.frames import frame_to_mono
 from voice.webrtc.output import WebRTCAudioOutput
 from voice.webrtc.track import OutputAudioTrack
+from voice.wire import Send, ServerEvents
 
 log = logging.getLogger(__name__)
 
-SessionFactory = Callable[[Emit, AudioOutput], RealtimeSession]
+#: Makes the session of a call from its ``send``, its audio output and its clock.
+SessionFactory = Callable[[Send, AudioOutput, Clock], RealtimeSession]
 #: Client events waiting for the session; beyond this, new ones are refused with an error.
 MAX_PENDING_EVENTS = 64
 #: A call whose connection is not up this long after the answer is abandoned.
 CONNECT_TIMEOUT_S = 30.0
 #: Closing the peer connection waits at most this long (it may be closing itself already).
 CLOSE_TIMEOUT_S = 5.0
+#: Ending a call waits at most this long for its last events to leave the data channel.
+EVENTS_DRAIN_S = 1.0
 
 
 class OfferError(ValueError):
@@ -67,11 +77,16 @@ class WebRTCCall:
         self.id = new_id("rtc")
         self._settings = settings
         self._on_closed = on_closed
-        self.events = EventChannel()
-        self.output = WebRTCAudioOutput(self.events.send)
-        self.session = session_factory(self._emit, self.output)
+        self.clock = LoopClock()
+        self.events = EventChannel(
+            max_buffered_bytes=settings.webrtc_max_buffered_bytes, on_overflow=self.hang_up
+        )
+        #: The sends of the attached sideband connections.
+        self._sidebands: list[Send] = []
+        self.output = WebRTCAudioOutput(ServerEvents(self._send), clock=self.clock)
+        self.session = session_factory(self._send, self.output, self.clock)
         self._pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers))
-        self._track = OutputAudioTrack(self.output)
+        self._track = OutputAudioTrack(self.output, clock=self.clock)
         #: One client event or audio chunk reaches the session at a time.
         self._lock = asyncio.Lock()
         self._inbox: asyncio.Queue[str | bytes] = asyncio.Queue(MAX_PENDING_EVENTS)
@@ -84,9 +99,11 @@ class WebRTCCall:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    async def answer(self, offer_sdp: str) -> str:
+    async def answer(self, offer_sdp: str, first_events: Sequence[str] = ()) -> str:
         """Accept the client's offer and start the session; returns the SDP answer.
 
+        ``first_events`` (client events, JSON text: a configuration given ahead of the
+        call) reach the session right after it started, before any of the client's.
         On :class:`OfferError` (or any other failure) the caller must :meth:`aclose` the call.
         """
         pc = self._pc
@@ -99,10 +116,18 @@ class WebRTCCall:
             raise OfferError(f"invalid SDP offer: {type(exc).__name__}: {exc}") from None
         if not any(t.kind == "audio" for t in pc.getTransceivers()):
             raise OfferError("the SDP offer has no audio section")
+        if "\na=fingerprint:" not in offer_sdp:  # aiortc would accept it, then fail to connect
+            raise OfferError("the SDP offer has no DTLS fingerprint (a=fingerprint line)")
         pc.addTrack(self._track)
         await pc.setLocalDescription(await pc.createAnswer())
         await self.session.start()
+        async with self._lock:
+            for event in first_events:
+                await handle_client_message(
+                    self.session, event, self._send, max_bytes=self._settings.max_message_bytes
+                )
         self._spawn(self._serve_events(), "events")
+        self._spawn(self._end_with_the_allowance(), "allowance")
         self._connect_timer = asyncio.get_running_loop().call_later(
             CONNECT_TIMEOUT_S, self.hang_up, "connection not established"
         )
@@ -122,6 +147,40 @@ class WebRTCCall:
             await self._release()
         await self.wait_closed()
 
+    @property
+    def user(self) -> str:
+        """Whose call this is (the user of its session)."""
+        return self.session.user_id
+
+    @property
+    def ended(self) -> bool:
+        """The call has ended (it may still be releasing what it started)."""
+        return self._ended.is_set()
+
+    async def wait_ended(self) -> None:
+        """Wait until the call ends (cancelling this is safe)."""
+        await self._ended.wait()
+
+    def attach_sideband(self, send: Send) -> Callable[[], None]:
+        """Send the session's server events to ``send`` too, from now on; returns the
+        function that detaches it again (safe to call twice). ``send`` must only queue."""
+        self._sidebands.append(send)
+
+        def detach() -> None:
+            if send in self._sidebands:
+                self._sidebands.remove(send)
+
+        return detach
+
+    async def handle_sideband_message(self, data: str | bytes, reply: Send) -> None:
+        """One client event from a sideband connection, into the session in turn with the
+        data channel's and the audio; ``reply`` gets the errors about the message itself."""
+        async with self._lock:
+            if not self._ended.is_set():
+                await handle_client_message(
+                    self.session, data, reply, max_bytes=self._settings.max_message_bytes
+                )
+
     async def wait_closed(self) -> None:
         """Wait until the call has ended and released everything (cancelling this is safe)."""
         if self._supervisor is not None:
@@ -133,7 +192,7 @@ class WebRTCCall:
                 await self._ended.wait()
         except TimeoutError:
             self.end_reason = "session expired"
-            self.events.send(
+            self._send(
                 ProtocolError(
                     f"session exceeded its maximum length of {self._settings.max_session_s:.0f} s",
                     code="session_expired",
@@ -149,6 +208,7 @@ class WebRTCCall:
         for task in list(self._tasks):
             await cancel_and_wait(task)
         await self.session.aclose()
+        await self.events.drain(EVENTS_DRAIN_S)  # the last events (a shutdown notice) go out
         self.events.closed = True
         self._track.stop()
         try:
@@ -158,6 +218,12 @@ class WebRTCCall:
             log.warning("call %s: the peer connection did not close in time", self.id)
         log.info("call %s (session %s) closed: %s", self.id, self.session.id, self.end_reason)
         self._on_closed(self)
+
+    async def _end_with_the_allowance(self) -> None:
+        """Hang up once the user's daily allowance is used up (after the goodbye)."""
+        allowance = self.session.allowance
+        await allowance.ending.wait()
+        self.hang_up(allowance.end_reason)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coroutine, name=f"call-{self.id}-{name}")
@@ -205,11 +271,16 @@ class WebRTCCall:
                 ).to_event()
             )
 
+    def _send(self, event: ServerEvent) -> None:
+        """The session's ``send``: to the data channel and every sideband connection."""
+        self.events.send(event)
+        for send in tuple(self._sidebands):
+            send(event)
+
     # --- feeding the session ------------------------------------------------------------------
 
     async def _receive_audio(self, track: MediaStreamTrack) -> None:
-        """Decoded frames → 16 kHz mono → the session; a silent connection ends the call."""
-        resampler: StreamResampler | None = None
+        """Decoded frames → mono → the session; a silent connection ends the call."""
         timeout: float | None = None  # the first frame waits for the connection itself
         while True:
             try:
@@ -223,12 +294,10 @@ class WebRTCCall:
             timeout = self._settings.webrtc_disconnect_s
             if not isinstance(frame, AudioFrame):
                 continue
-            if resampler is None or resampler.in_rate != frame.sample_rate:
-                resampler = StreamResampler(frame.sample_rate, STT_SAMPLE_RATE)
-            samples = resampler.process(frame_to_mono(frame))
+            samples = frame_to_mono(frame)
             async with self._lock:
                 try:
-                    await self.session.push_audio(samples)
+                    await self.session.push_audio(samples, frame.sample_rate)
                 except ProtocolError as error:
                     self.events.send(error.to_event())
 
@@ -237,23 +306,7 @@ class WebRTCCall:
         limit = self._settings.max_message_bytes
         while True:
             message = await self._inbox.get()
-            size = len(message.encode() if isinstance(message, str) else message)
-            if size > limit:
-                error = ProtocolError(
-                    f"message of {size} bytes exceeds the limit of {limit} bytes",
-                    code="message_too_large",
-                )
-                self.events.send(error.to_event())
-                continue
             async with self._lock:
-                await self.session.handle_text(message)
-
-    async def _emit(self, event: ServerEvent) -> None:
-        """The session's ``emit``: events go to the data channel; some also steer the output."""
-        self.events.send(event)
-        if event.type == "response.done":
-            self.output.finish(event.response.id or "")
-        elif event.type == "conversation.item.truncated" and event.item_id == self.output.item_id:
-            # The client heard up to here and no further: drop what is still queued. (The
-            # session clears the output itself only while the response is generating.)
-            await self.output.clear()
+                await handle_client_message(
+                    self.session, message, self.events.send, max_bytes=limit
+                )

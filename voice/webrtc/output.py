@@ -8,33 +8,25 @@ the call within one frame. The queue is bounded: :meth:`write` waits while it is
 
 While paused (a possible barge-in being checked) it sends silence and keeps its queue.
 It also reports the WebRTC-only ``output_audio_buffer.started`` / ``.stopped`` /
-``.cleared`` events through a plain callback. No I/O happens here.
+``.cleared`` events. No I/O happens here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from openai.types.realtime.realtime_server_event import (
-    OutputAudioBufferCleared,
-    OutputAudioBufferStarted,
-    OutputAudioBufferStopped,
-)
 
 from voice.audio import Float32Array
+from voice.clock import Clock
 from voice.playout import Monitor
-from voice.protocol import ServerEvent, new_id
 from voice.webrtc.frames import FRAME_SAMPLES, WEBRTC_SAMPLE_RATE
+from voice.wire import ServerEvents
 
 #: :meth:`WebRTCAudioOutput.write` waits while more than this much audio is queued.
 MAX_QUEUED_MS = 160
-
-Notify = Callable[[ServerEvent], None]
 
 
 @dataclass
@@ -49,13 +41,9 @@ class WebRTCAudioOutput:
     """Queued response audio for one call, with an exact play position."""
 
     def __init__(
-        self,
-        notify: Notify,
-        *,
-        max_queued_ms: float = MAX_QUEUED_MS,
-        clock: Callable[[], float] = time.perf_counter,
+        self, events: ServerEvents, *, clock: Clock, max_queued_ms: float = MAX_QUEUED_MS
     ) -> None:
-        self._notify = notify
+        self._events = events
         self._clock = clock
         self._max_queued = int(max_queued_ms * WEBRTC_SAMPLE_RATE / 1000)
         self._queue: deque[_Piece] = deque()
@@ -126,12 +114,7 @@ class WebRTCAudioOutput:
         cleared = self._playing or dropped
         self._playing = None
         if cleared is not None:
-            self._notify(
-                OutputAudioBufferCleared(
-                    type="output_audio_buffer.cleared", event_id=new_id("event"),
-                    response_id=cleared,
-                )
-            )  # fmt: skip
+            self._events.output_buffer_cleared(cleared)
 
     # --- the track's side ---------------------------------------------------------------
 
@@ -155,7 +138,7 @@ class WebRTCAudioOutput:
             self._queued -= take
             self._heard(piece.response_id, take)
         if filled and self._monitor is not None:
-            self._monitor(frame, self._clock())
+            self._monitor(frame, self._clock.now())
         if self._queued < self._max_queued:
             self._space.set()
         if self._playing is not None and self._playing == self._finished:
@@ -163,7 +146,7 @@ class WebRTCAudioOutput:
         return frame
 
     def finish(self, response_id: str) -> None:
-        """``response_id`` will write no more audio (its ``response.done`` was sent)."""
+        """``response_id`` will write no more audio (it ended)."""
         self._finished = response_id
         if self._playing == response_id:
             self._stop_if_drained()
@@ -175,12 +158,7 @@ class WebRTCAudioOutput:
             if self._playing is not None:
                 self._stopped(self._playing)
             self._playing = response_id
-            self._notify(
-                OutputAudioBufferStarted(
-                    type="output_audio_buffer.started", event_id=new_id("event"),
-                    response_id=response_id,
-                )
-            )  # fmt: skip
+            self._events.output_buffer_started(response_id)
 
     def _stop_if_drained(self) -> None:
         playing = self._playing
@@ -189,9 +167,4 @@ class WebRTCAudioOutput:
             self._stopped(playing)
 
     def _stopped(self, response_id: str) -> None:
-        self._notify(
-            OutputAudioBufferStopped(
-                type="output_audio_buffer.stopped", event_id=new_id("event"),
-                response_id=response_id,
-            )
-        )  # fmt: skip
+        self._events.output_buffer_stopped(response_id)

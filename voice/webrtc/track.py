@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
+from voice.clock import Clock
 from voice.webrtc.frames import FRAME_SAMPLES, WEBRTC_SAMPLE_RATE, mono_to_frame
 from voice.webrtc.output import WebRTCAudioOutput
 
@@ -27,25 +25,17 @@ class OutputAudioTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(
-        self,
-        output: WebRTCAudioOutput,
-        *,
-        clock: Callable[[], float] | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
+    def __init__(self, output: WebRTCAudioOutput, *, clock: Clock) -> None:
         super().__init__()
         self._output = output
         self._clock = clock
-        self._sleep = sleep
         self._start: float | None = None
         self._pts = 0
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        clock = self._clock or asyncio.get_running_loop().time
-        now = clock()
+        now = self._clock.now()
         if self._start is None:
             self._start = now
         else:
@@ -56,5 +46,5 @@ class OutputAudioTrack(MediaStreamTrack):
                 self._pts = round((now - self._start) * WEBRTC_SAMPLE_RATE / FRAME_SAMPLES)
                 self._pts *= FRAME_SAMPLES
             elif due > now:
-                await self._sleep(due - now)
+                await self._clock.sleep(due - now)
         return mono_to_frame(self._output.next_frame(), self._pts)
