@@ -8,7 +8,23 @@ import os
 import sys
 from pathlib import Path
 
-from voice.bench.clips import DEFAULT_MAX_SECONDS, ClipsError, default_clips_dir, load_clips
+from voice.bench.clips import (
+    DEFAULT_MAX_SECONDS,
+    BenchClip,
+    ClipsError,
+    default_clips_dir,
+    load_clips,
+)
+from voice.bench.pauses import (
+    DEFAULT_PAUSES_MS,
+    Detection,
+    DetectionError,
+    cases,
+    format_pauses,
+    parse_detection,
+    run_pauses,
+    write_pause_chart,
+)
 from voice.bench.progress import Progress
 from voice.bench.report import BenchReport, ReportError, format_comparison, format_report
 from voice.bench.runner import BenchOptions, run_bench, total_steps
@@ -38,6 +54,12 @@ audio was still arriving after the onset (stopped), and to its cancelled respons
 (cancelled); queued_audio is the reply audio received but not yet played (in real time
 since its first delta) at the onset: what a client must flush when speech starts.
 
+With --pauses, the pause benchmark runs instead: each clip is said whole, then cut at a
+mid-sentence word boundary (faster-whisper word timestamps) with each pause length of
+silence inserted, and clips whose reader paused are said as they are. It counts false
+cut-offs (a reply to an utterance that had not ended) next to the latency of complete
+utterances, for each --pause-detection setting, as a table (and --chart, --json).
+
 Exit status: 0 done, 1 done but some turns incomplete, 2 server unreachable or bad input,
 130 interrupted."""
 
@@ -50,6 +72,23 @@ def _concurrency(text: str) -> tuple[int, ...]:
     if not levels or min(levels) < 1:
         raise argparse.ArgumentTypeError("concurrency levels must be >= 1")
     return levels
+
+
+def _pauses(text: str) -> tuple[int, ...]:
+    try:
+        pauses = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MS or MS,MS,...; got {text!r}") from None
+    if not pauses or min(pauses) < 1:
+        raise argparse.ArgumentTypeError("pauses must be >= 1 ms")
+    return pauses
+
+
+def _detections(text: str) -> tuple[Detection, ...]:
+    try:
+        return tuple(parse_detection(part) for part in text.split(","))
+    except DetectionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +169,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--chart", type=Path, metavar="OUT.png", help="write a PNG box plot here (matplotlib)"
     )
     parser.add_argument(
+        "--pauses",
+        metavar="MS[,MS...]",
+        nargs="?",
+        const=",".join(str(ms) for ms in DEFAULT_PAUSES_MS),
+        type=_pauses,
+        help="run the pause benchmark with these inserted pauses "
+        f"(default when given alone: {','.join(str(ms) for ms in DEFAULT_PAUSES_MS)})",
+    )
+    parser.add_argument(
+        "--pause-detection",
+        metavar="SETTING[,SETTING...]",
+        type=_detections,
+        default=(parse_detection("server"),),
+        help="turn-detection settings of the pause benchmark: server (its default), "
+        "server_vad:MS, semantic_vad:low|medium|high|auto (default: server)",
+    )
+    parser.add_argument(
+        "--whisper",
+        type=Path,
+        metavar="DIR",
+        help="CTranslate2 Whisper folder for the pause benchmark's word timestamps "
+        "(default: the bundled tiny.en)",
+    )
+    parser.add_argument(
         "--compare",
         type=Path,
         nargs=2,
@@ -164,6 +227,8 @@ def run(args: argparse.Namespace) -> int:
     except ClipsError as exc:
         hint = "" if args.clips else " (pass --clips DIR)"
         return _fail(f"{exc}{hint}")
+    if args.pauses is not None:
+        return _run_pauses(args, clip_set.clips, folder)
     options = BenchOptions(
         concurrency=args.concurrency,
         barge_ins=args.barge_in,
@@ -210,3 +275,48 @@ def run(args: argparse.Namespace) -> int:
         b.outcome == "incomplete" for level in report.levels for b in level.barge_ins
     )
     return 1 if incomplete else 0
+
+
+def _run_pauses(args: argparse.Namespace, clips: list[BenchClip], folder: Path) -> int:
+    """``voice bench --pauses``: word timestamps, then every utterance under every setting."""
+    from voice.bench.pause_clips import clip_words
+    from voice.stt import default_whisper_path
+
+    whisper = args.whisper or default_whisper_path()
+    if not (whisper / "model.bin").is_file():
+        return _fail(f"no CTranslate2 Whisper model (model.bin) in {whisper}")
+    print(f"finding word boundaries in {len(clips)} clips with {whisper}", file=sys.stderr)
+    all_cases = cases(clips, clip_words(whisper, clips), args.pauses)
+    detections = args.pause_detection
+    print(
+        f"{len(all_cases)} utterances from {folder} x {len(detections)} setting(s), "
+        "one session at a time",
+        file=sys.stderr,
+    )
+    progress = Progress(len(all_cases) * len(detections), sys.stderr, unit="utterances")
+    target = Target(args.url, args.api_key, args.model)
+    try:
+        report = asyncio.run(
+            run_pauses(target, all_cases, detections, timeout=args.timeout, progress=progress)
+        )
+    except ServerUnreachable as exc:
+        progress.close()
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        progress.close()
+        print("voice bench: interrupted; connections closed, no report written", file=sys.stderr)
+        return 130
+    progress.close()
+    print(format_pauses(report))
+    if args.json:
+        report.write_json(args.json)
+        print(f"\nwrote {args.json}", file=sys.stderr)
+    if args.chart:
+        from voice.bench.chart import ChartUnavailable
+
+        try:
+            write_pause_chart(report, args.chart)
+        except ChartUnavailable as exc:
+            return _fail(str(exc))
+        print(f"wrote {args.chart}", file=sys.stderr)
+    return 1 if any(turn.errors for turn in report.turns) else 0

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from openai.types.realtime import (
@@ -86,14 +87,17 @@ async def _expect(call: BenchCall[PlanT], event_type: str, timeout: float) -> Ob
     return found
 
 
-async def _configure(call: BenchCall[PlanT], instructions: str) -> None:
+async def _configure(
+    call: BenchCall[PlanT], instructions: str, turn_detection: dict[str, Any] | None = None
+) -> None:
     await _expect(call, "session.created", SETUP_TIMEOUT_S)
-    await call.send(
-        SessionUpdateEvent(
-            type="session.update",
-            session=RealtimeSessionCreateRequest(type="realtime", instructions=instructions),
-        )
-    )
+    session = RealtimeSessionCreateRequest(type="realtime", instructions=instructions)
+    if turn_detection is not None:
+        session = RealtimeSessionCreateRequest.model_validate(
+            {"type": "realtime", "instructions": instructions,
+             "audio": {"input": {"turn_detection": turn_detection}}}
+        )  # fmt: skip
+    await call.send(SessionUpdateEvent(type="session.update", session=session))
     await _expect(call, "session.updated", SETUP_TIMEOUT_S)
 
 
@@ -116,11 +120,40 @@ async def run_turn(
     Server errors, timeouts and a dropped connection end the turn early and are listed in
     its ``errors``; only an unreachable server (``ServerUnreachable``) is raised.
     """
+    said = await say_turn(transport, target, plan, timeout=timeout, clock=clock)
+    turn = turn_from_observations(
+        clip.name, call_index, said.t0, said.observations, clip.transcript, transport.name
+    )
+    turn.errors += said.errors
+    return turn
+
+
+@dataclass(frozen=True)
+class SaidTurn:
+    """A turn as the call saw it: when its marked sample was sent, every server event, and
+    what went wrong (server errors, timeouts, schema problems)."""
+
+    t0: float
+    observations: list[Observation]
+    errors: list[str]
+
+
+async def say_turn(
+    transport: Transport[PlanT],
+    target: Target,
+    plan: PlanT,
+    *,
+    timeout: float,
+    clock: Clock,
+    turn_detection: dict[str, Any] | None = None,
+) -> SaidTurn:
+    """One fresh session (with ``turn_detection``, if given): say ``plan``, wait for the
+    whole reply. Only an unreachable server (``ServerUnreachable``) is raised."""
     problem: str | None = None
     t0: float | None = None
     async with transport.connect(target, clock) as call:
         try:
-            await _configure(call, TURN_INSTRUCTIONS)
+            await _configure(call, TURN_INSTRUCTIONS, turn_detection)
             t0 = await call.say(plan)
             try:
                 await call.wait_for(_speech_stopped_or_error, SPEECH_STOPPED_TIMEOUT_S)
@@ -128,18 +161,14 @@ async def run_turn(
             except TimeoutError:
                 problem = f"the reply did not finish within {timeout:g} s"
             else:
-                measured = turn_from_observations(clip.name, call_index, 0.0, call.observations)
+                measured = turn_from_observations("", 0, 0.0, call.observations)
                 await call.reply_heard(measured.response_id, AUDIO_DRAIN_TIMEOUT_S)
         except (TurnFailed, CallClosed) as exc:
             problem = str(exc)
         observations = list(call.observations)
-        schema_errors = list(call.schema_errors)
+        errors = list(call.schema_errors) + ([problem] if problem else [])
         t0 = clock() if t0 is None else t0
-    turn = turn_from_observations(
-        clip.name, call_index, t0, observations, clip.transcript, transport.name
-    )
-    turn.errors += schema_errors + ([problem] if problem else [])
-    return turn
+    return SaidTurn(t0, observations, errors)
 
 
 def _response_done(response_id: str | None) -> Callable[[Sequence[Observation]], bool]:
