@@ -20,6 +20,7 @@ from voice.bench.pauses import (
     DetectionError,
     PauseReport,
     PauseTurn,
+    cases,
     cut_off,
     format_pauses,
     parse_detection,
@@ -156,3 +157,13 @@ def test_bench_pauses_against_the_server(
     assert paused["cut_off"]
     assert chart_path.read_bytes().startswith(b"\x89PNG")
     assert np.isfinite(data["rows"][0]["median_ms"])
+
+
+def test_a_clip_with_natural_pauses_gets_no_inserted_one(speech: dict[str, Clip]) -> None:
+    digits, short = bench_clip(speech["vosk_digits_test"]), bench_clip(speech["ps_goforward"])
+    short = BenchClip("go", short.samples, None, short.speech_start, short.speech_end)
+    said = words(("Go", 0.5, 0.8), ("forward", 0.8, 1.3), ("ten", 1.4, 1.7), ("meters.", 1.7, 2.2))
+    made = cases([digits, short], {"c": said, "go": said}, [300, 700])
+    assert [(case.clip.name, case.pause_ms) for case in made] == [
+        ("c", 0), ("go", 0), ("go", 300), ("go", 700), ("c", None)
+    ]  # fmt: skip
