@@ -6,8 +6,12 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
+from voice.bench.chart import ChartUnavailable, write_chart
 from voice.bench.clips import (
     DEFAULT_MAX_SECONDS,
     BenchClip,
@@ -29,6 +33,8 @@ from voice.bench.progress import Progress
 from voice.bench.report import BenchReport, ReportError, format_comparison, format_report
 from voice.bench.runner import BenchOptions, run_bench, total_steps
 from voice.bench.transport import ServerUnreachable, Target
+
+R = TypeVar("R")
 
 DESCRIPTION = """\
 Measure a running voice server over the Realtime WebSocket protocol (or, with --webrtc,
@@ -215,6 +221,41 @@ def _compare(a_path: Path, b_path: Path) -> int:
     return 0
 
 
+def _measured(work: Coroutine[Any, Any, R], progress: Progress) -> R | int:
+    """The report ``work`` measures, or the exit status when it could not finish."""
+    try:
+        report = asyncio.run(work)
+    except ServerUnreachable as exc:
+        progress.close()
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        progress.close()
+        print("voice bench: interrupted; connections closed, no report written", file=sys.stderr)
+        return 130
+    progress.close()
+    return report
+
+
+def _output(
+    args: argparse.Namespace,
+    table: str,
+    write_json: Callable[[Path], None],
+    chart: Callable[[Path], None],
+) -> int | None:
+    """Print the table, write ``--json`` and ``--chart``; an exit status if that failed."""
+    print(table)
+    if args.json:
+        write_json(args.json)
+        print(f"\nwrote {args.json}", file=sys.stderr)
+    if args.chart:
+        try:
+            chart(args.chart)
+        except ChartUnavailable as exc:
+            return _fail(str(exc))
+        print(f"wrote {args.chart}", file=sys.stderr)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``voice bench`` with parsed arguments; returns the exit status."""
     if args.compare:
@@ -249,28 +290,12 @@ def run(args: argparse.Namespace) -> int:
     )
     progress = Progress(total_steps(len(clips), options), sys.stderr)
     target = Target(args.url, args.api_key, args.model)
-    try:
-        report = asyncio.run(run_bench(target, clips, options, progress=progress))
-    except ServerUnreachable as exc:
-        progress.close()
-        return _fail(str(exc))
-    except KeyboardInterrupt:
-        progress.close()
-        print("voice bench: interrupted; connections closed, no report written", file=sys.stderr)
-        return 130
-    progress.close()
-    print(format_report(report))
-    if args.json:
-        report.write_json(args.json)
-        print(f"\nwrote {args.json}", file=sys.stderr)
-    if args.chart:
-        from voice.bench.chart import ChartUnavailable, write_chart
-
-        try:
-            write_chart(report, args.chart)
-        except ChartUnavailable as exc:
-            return _fail(str(exc))
-        print(f"wrote {args.chart}", file=sys.stderr)
+    report = _measured(run_bench(target, clips, options, progress=progress), progress)
+    if isinstance(report, int):
+        return report
+    failed = _output(args, format_report(report), report.write_json, partial(write_chart, report))
+    if failed is not None:
+        return failed
     incomplete = any(not turn.complete for level in report.levels for turn in level.turns) or any(
         b.outcome == "incomplete" for level in report.levels for b in level.barge_ins
     )
@@ -295,28 +320,13 @@ def _run_pauses(args: argparse.Namespace, clips: list[BenchClip], folder: Path) 
     )
     progress = Progress(len(all_cases) * len(detections), sys.stderr, unit="utterances")
     target = Target(args.url, args.api_key, args.model)
-    try:
-        report = asyncio.run(
-            run_pauses(target, all_cases, detections, timeout=args.timeout, progress=progress)
-        )
-    except ServerUnreachable as exc:
-        progress.close()
-        return _fail(str(exc))
-    except KeyboardInterrupt:
-        progress.close()
-        print("voice bench: interrupted; connections closed, no report written", file=sys.stderr)
-        return 130
-    progress.close()
-    print(format_pauses(report))
-    if args.json:
-        report.write_json(args.json)
-        print(f"\nwrote {args.json}", file=sys.stderr)
-    if args.chart:
-        from voice.bench.chart import ChartUnavailable
-
-        try:
-            write_pause_chart(report, args.chart)
-        except ChartUnavailable as exc:
-            return _fail(str(exc))
-        print(f"wrote {args.chart}", file=sys.stderr)
+    work = run_pauses(target, all_cases, detections, timeout=args.timeout, progress=progress)
+    report = _measured(work, progress)
+    if isinstance(report, int):
+        return report
+    failed = _output(
+        args, format_pauses(report), report.write_json, partial(write_pause_chart, report)
+    )
+    if failed is not None:
+        return failed
     return 1 if any(turn.errors for turn in report.turns) else 0
