@@ -20,6 +20,7 @@ import pytest
 from voice.audio import Float32Array, read_wav_mono
 
 if TYPE_CHECKING:
+    from tests.faulty_chat_endpoint import FaultyChatEndpoint
     from tests.tls_helpers import TlsServer
 from voice.llm_server import free_port
 
@@ -170,6 +171,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     running = start_server(tmp_path_factory.mktemp("server"))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def endpoint(server: ServerProcess) -> Iterator[FaultyChatEndpoint]:
+    """A :class:`FaultyChatEndpoint` in front of the session server's real model, per module."""
+    from tests.faulty_chat_endpoint import FaultyChatEndpoint
+
+    upstream = server.health()["models"]["llm"]["base_url"]
+    faulty = FaultyChatEndpoint(upstream).start()
+    yield faulty
+    faulty.stop()
 
 
 @pytest.fixture(scope="session")

@@ -19,20 +19,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-#: Every client event type of the GA Realtime API.
-EVENT_TYPES = (
-    "session.update",
-    "input_audio_buffer.append",
-    "input_audio_buffer.commit",
-    "input_audio_buffer.clear",
-    "conversation.item.create",
-    "conversation.item.truncate",
-    "conversation.item.delete",
-    "conversation.item.retrieve",
-    "response.create",
-    "response.cancel",
-    "output_audio_buffer.clear",
-)
+from voice.protocol import CLIENT_EVENT_TYPES
+
+#: Every client event type of the GA Realtime API (the parser's table).
+EVENT_TYPES = tuple(CLIENT_EVENT_TYPES)
 
 Event = dict[str, Any]
 

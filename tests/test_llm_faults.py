@@ -7,11 +7,10 @@ a real ``llama_cpp.server`` (the shared test server's embedded SmolLM2 child).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import ServerProcess
 from tests.faulty_chat_endpoint import Fault, FaultyChatEndpoint
 from voice.llm import ChatLLM, LLMError, LLMFailure
 from voice.llm_server import free_port
@@ -26,14 +25,6 @@ STORY = [
 PATIENT_S = 60.0
 #: The timeout under test, where one is.
 STRICT_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def endpoint(server: ServerProcess) -> Iterator[FaultyChatEndpoint]:
-    upstream = server.health()["models"]["llm"]["base_url"]
-    faulty = FaultyChatEndpoint(upstream).start()
-    yield faulty
-    faulty.stop()
 
 
 @pytest.fixture

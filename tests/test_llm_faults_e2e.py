@@ -40,14 +40,6 @@ STALL_TIMEOUT_S = 10
 
 
 @pytest.fixture(scope="module")
-def endpoint(server: ServerProcess) -> Iterator[FaultyChatEndpoint]:
-    upstream = server.health()["models"]["llm"]["base_url"]
-    faulty = FaultyChatEndpoint(upstream).start()
-    yield faulty
-    faulty.stop()
-
-
-@pytest.fixture(scope="module")
 def faulty_server(
     endpoint: FaultyChatEndpoint, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
