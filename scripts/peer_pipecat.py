@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import statistics
 import subprocess
 import sys
 import venv
@@ -33,6 +32,7 @@ from typing import Any
 
 from voice.bench.clips import DEFAULT_MAX_SECONDS, default_clips_dir, load_clips
 from voice.bench.report import BenchReport
+from voice.bench.stats import summarize
 from voice.llm_server import EMBEDDED_MODEL_ALIAS, EmbeddedLlamaServer, default_gguf_path
 from voice.stt import default_whisper_path
 
@@ -107,10 +107,6 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results[args.warmup :]
 
 
-def median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=Path, default=default_clips_dir())
@@ -133,21 +129,18 @@ def main() -> None:
         print(
             f"{r['clip']:<36} {r.get('transcribed_ms', '-'):>12} {r.get('first_audio_ms', '-'):>12}"
         )
-    first = sorted(r["first_audio_ms"] for r in results if "first_audio_ms" in r)
-    ours = None
+    first = summarize(r.get("first_audio_ms") for r in results)
+    if first is None:
+        raise SystemExit("no turn got reply audio within 60 s")
+    print(f"end of speech -> first audio: median {first.median} ms, p90 {first.p90} ms, "
+          f"n = {first.n}")  # fmt: skip
+    if first.n < len(results):
+        print(f"{len(results) - first.n} turn(s) got no reply audio within 60 s")
     if args.compare_with:
-        report = BenchReport.read_json(args.compare_with)
-        turns = [t for level in report.levels[:1] for t in level.turns]
-        ours = median([v for t in turns if (v := t.stages_ms()["first_audio"]) is not None])
-    peer = median(first)
-    p90 = first[max(0, -(-len(first) * 9 // 10) - 1)] if first else None
-    print(f"end of speech -> first audio: median {peer} ms, p90 {p90} ms, n = {len(first)}")
-    missing = len(results) - len(first)
-    if missing:
-        print(f"{missing} turn(s) got no reply audio within 60 s")
-    if ours is not None and peer:
-        print(f"voice bench ({args.compare_with}): median {ours:.0f} ms; pipecat / ours = "
-              f"{peer / ours:.2f}")  # fmt: skip
+        ours = BenchReport.read_json(args.compare_with).levels[0].stage_summaries()["first_audio"]
+        if ours is not None:
+            print(f"voice bench ({args.compare_with}): median {ours.median:.0f} ms; "
+                  f"pipecat / ours = {first.median / ours.median:.2f}")  # fmt: skip
     if args.json:
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
         args.json.write_text(json.dumps({"args": settings, "turns": results}, indent=1))
