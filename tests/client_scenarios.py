@@ -1,7 +1,8 @@
 """The things an app does with a Realtime client, checked the same way for every client.
 
 (a) connect with the library's default session; (b) a spoken turn; (c) push-to-talk; (d)
-barge-in; (e) a function tool the library runs itself. Each takes a
+barge-in, and a backchannel over the bot that does not interrupt; (e) a function tool the
+library runs itself. Each takes a
 :class:`~tests.client_drivers.ClientDriver` and asserts on the server events the client
 received and on the library's own events.
 """
@@ -15,6 +16,7 @@ import numpy as np
 from tests.client_drivers import ClientDriver, Event, audio_bytes, pcm_of
 from tests.conftest import Clip
 from tests.realtime_helpers import WIRE_RATE, silence, word_error_rate
+from voice.audio import Float32Array
 
 #: Whisper tiny.en on a clean read sentence, loose: the point is "the user's words".
 USER_WORDS_MAX_WER = 0.5
@@ -142,6 +144,54 @@ async def barge_in(driver: ClientDriver, clip: Clip) -> Event:
     ]
     assert not later_audio, f"{len(later_audio)} audio deltas of the stopped reply came after"
     return done
+
+
+async def backchannel(driver: ClientDriver, sound: Float32Array) -> Event:
+    """(d') A backchannel over the bot's reply: the client is told (``speech_started``, the
+    response it knew ended) and flushes; then ``speech_stopped``, and the rest of the reply
+    comes as a new response with audio, whatever the library did on ``speech_started``."""
+    await settle(driver)
+    start = len(driver.server.events)
+    await driver.say_text(STORY)
+    first = await driver.server.wait_for("response.output_audio.delta", after=start, timeout=90)
+    await driver.stream(silence(1.0))  # the bot talks for a second
+    await driver.stream(np.concatenate([sound, silence(2.0)]))
+    talking = driver.server.index(first)
+    started = await driver.server.wait_for(
+        "input_audio_buffer.speech_started", after=talking, timeout=30
+    )
+    await driver.server.wait_for(
+        "input_audio_buffer.speech_stopped", after=driver.server.index(started), timeout=30
+    )
+    ended = driver.server.find(
+        "response.done", lambda e: e["response"]["id"] == first["response_id"], after=start
+    )
+    order = driver.server.summary(start)
+    assert ended is not None, order
+    assert ended["response"]["status"] in ("cancelled", "completed"), order
+    continuation = await driver.server.wait_for(
+        "response.created", after=driver.server.index(ended), timeout=30
+    )
+    again = await driver.server.wait_for(
+        "response.output_audio.delta",
+        lambda e: e["response_id"] == continuation["response"]["id"],
+        after=driver.server.index(continuation),
+        timeout=30,
+    )
+    order = driver.server.summary(start)
+    assert not driver.server.find("input_audio_buffer.committed", after=start), order
+    refused = [e for e in errors(driver)[len(errors(driver, first)) :]]
+    assert all(e["error"].get("code") == "response_cancel_not_active" for e in refused), order
+    return again
+
+
+def surfaced_after(driver: ClientDriver, interrupted: str, audio: str) -> bool:
+    """The library passed on audio after the last time it reported an interruption."""
+    events = driver.client_events
+    if interrupted not in events:
+        return False
+    last = len(events) - events[::-1].index(interrupted)
+    return audio in events[last:]
 
 
 @dataclass(frozen=True)

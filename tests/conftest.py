@@ -194,3 +194,19 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
     running = start_server(tmp, args=("--tls-cert", str(cert.cert), "--tls-key", str(cert.key)))
     yield TlsServer(running, cert)
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def mm_hmm() -> Float32Array:
+    """A quiet "Mm-hmm." (Piper joe, 16 kHz): a backchannel to say over the bot."""
+    import asyncio
+
+    from voice.audio import resample
+    from voice.tts import PiperTTS, default_piper_voice
+
+    piper = PiperTTS(*default_piper_voice())
+    try:
+        samples = asyncio.run(piper.synthesize("Mm-hmm."))
+    finally:
+        piper.close()
+    return 0.5 * resample(samples, piper.sample_rate, 16000)

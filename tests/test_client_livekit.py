@@ -14,6 +14,7 @@ import pytest
 from tests import client_scenarios as scenarios
 from tests.client_drivers import LiveKitDriver
 from tests.conftest import Clip, ServerProcess
+from voice.audio import Float32Array
 
 pytestmark = pytest.mark.e2e
 
@@ -38,6 +39,11 @@ async def test_barge_in(server: ServerProcess, speech: dict[str, Clip]) -> None:
     async with LiveKitDriver.connect(server.http + "/v1", server.api_key) as driver:
         await scenarios.barge_in(driver, speech["ps_goforward"])
         assert "input_speech_started" in driver.client_events, driver.client_events
+
+
+async def test_backchannel(server: ServerProcess, mm_hmm: Float32Array) -> None:
+    async with LiveKitDriver.connect(server.http + "/v1", server.api_key) as driver:
+        await scenarios.backchannel(driver, mm_hmm)
 
 
 async def test_generate_reply_is_matched_to_its_response(server: ServerProcess) -> None:

@@ -23,6 +23,7 @@ from tests import client_scenarios as scenarios
 from tests.client_drivers import BridgeDriver
 from tests.conftest import Clip
 from tests.tls_helpers import TlsServer
+from voice.audio import Float32Array
 
 pytestmark = pytest.mark.e2e
 
@@ -107,6 +108,14 @@ async def test_barge_in(
 ) -> None:
     async with node_client(which, tls_server) as driver:
         await scenarios.barge_in(driver, speech["ps_goforward"])
+
+
+@pytest.mark.parametrize("which", CLIENTS)
+async def test_backchannel(
+    which: str, tls_server: TlsServer, node_modules: Path, mm_hmm: Float32Array
+) -> None:
+    async with node_client(which, tls_server) as driver:
+        await scenarios.backchannel(driver, mm_hmm)
 
 
 @pytest.mark.parametrize("forced", [True, False], ids=["forced", "auto"])

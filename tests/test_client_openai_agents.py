@@ -20,6 +20,7 @@ import pytest
 from tests import client_scenarios as scenarios
 from tests.client_drivers import AgentsDriver
 from tests.conftest import Clip, ServerProcess
+from voice.audio import Float32Array
 
 pytestmark = pytest.mark.e2e
 
@@ -47,6 +48,15 @@ async def test_barge_in(server: ServerProcess, speech: dict[str, Clip]) -> None:
     async with AgentsDriver.connect(server.ws_base, server.api_key) as driver:
         await scenarios.barge_in(driver, speech["ps_goforward"])
         assert "audio_interrupted" in driver.client_events, driver.client_events
+
+
+async def test_backchannel(server: ServerProcess, mm_hmm: Float32Array) -> None:
+    async with AgentsDriver.connect(server.ws_base, server.api_key) as driver:
+        again = await scenarios.backchannel(driver, mm_hmm)
+        await driver.server.wait_for(
+            "response.done", lambda e: e["response"]["id"] == again["response_id"], timeout=120
+        )
+        assert scenarios.surfaced_after(driver, "audio_interrupted", "audio"), driver.client_events
 
 
 def weather_tool(calls: list[str]) -> Any:

@@ -21,6 +21,7 @@ import pytest
 from tests import client_scenarios as scenarios
 from tests.client_drivers import BridgeDriver
 from tests.conftest import Clip, ServerProcess
+from voice.audio import Float32Array
 
 pytestmark = pytest.mark.e2e
 
@@ -87,3 +88,16 @@ async def test_barge_in(
     async with pipecat(pipecat_python, server) as driver:
         await scenarios.barge_in(driver, speech["ps_goforward"])
         assert "InterruptionFrame" in driver.client_events, driver.client_events
+
+
+async def test_backchannel(
+    server: ServerProcess, pipecat_python: Path, mm_hmm: Float32Array
+) -> None:
+    async with pipecat(pipecat_python, server) as driver:
+        again = await scenarios.backchannel(driver, mm_hmm)
+        await driver.server.wait_for(
+            "response.done", lambda e: e["response"]["id"] == again["response_id"], timeout=120
+        )
+        assert scenarios.surfaced_after(driver, "InterruptionFrame", "TTSAudioRawFrame"), (
+            driver.client_events
+        )

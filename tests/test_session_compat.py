@@ -60,7 +60,7 @@ async def test_semantic_vad_is_accepted_and_its_eagerness_sets_the_wait() -> Non
         await update(session, audio={"input": {"turn_detection": detection}})
         echoed = recorder.of("session.updated")[-1]["session"]["audio"]["input"]
         assert echoed["turn_detection"]["eagerness"] == eagerness
-        turns = session.config.turn_config(Settings())
+        turns = session.config.turn_config(Settings(), notice_at_pause=True)
         assert turns is not None and turns.endpointing.silence_ms == silence_ms
     assert not recorder.of("error")
 

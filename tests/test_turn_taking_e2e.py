@@ -1,5 +1,6 @@
 """Turn-taking end to end on the real server: echo of the bot's own voice, real interruptions,
-backchannels. The client is a simulated phone without echo cancellation (tests/phone_sim.py).
+backchannels. The client is a simulated phone without echo cancellation (tests/phone_sim.py)
+that flushes its audio on ``speech_started``, as Realtime clients do.
 """
 
 from __future__ import annotations
@@ -70,10 +71,19 @@ async def test_backchannels_do_not_kill_the_reply(server: ServerProcess) -> None
             ],
         )
         assert run.first_bot_audio_s is not None
-        assert not log.of_type("input_audio_buffer.speech_started")
-        assert not [
-            event for event in log.of_type("response.done") if event.response.status == "cancelled"
-        ]
+        # Each sound over the bot is told at once (the client flushes its audio) and ends in
+        # speech_stopped; none becomes a user turn.
+        started = log.of_type("input_audio_buffer.speech_started")
+        stopped = log.of_type("input_audio_buffer.speech_stopped")
+        assert started, "speech over the bot was not told to the client"
+        assert [e.item_id for e in started] == [e.item_id for e in stopped]
+        assert not log.of_type("input_audio_buffer.committed")
+        # The reply the client knew ends at each; a continuation follows, from the cut clause.
+        ids = [event.response.id for event in log.of_type("response.created")]
+        for done in log.of_type("response.done"):
+            if done.response.status == "cancelled":
+                assert done.response.status_details.reason == "turn_detected"
+                assert ids.index(done.response.id) + 1 < len(ids), "no continuation followed"
         # The reply kept playing after the last backchannel.
         last_onset_tick = int(run.utterance_onsets_s[-1] * 1000 / 40)
         after = np.concatenate(run.played[last_onset_tick + 25 :])

@@ -211,3 +211,56 @@ def test_only_a_current_finished_sounding_guess_may_be_answered_early() -> None:
     line.feed(0.9, 96)  # the user goes on
     assert not line.turns.is_speculating(generation)
     assert not line.turns.on_speculative(generation, "I like the sea.")
+
+
+# --- notice at pause (WebSocket clients flush their audio on speech_started) -----------
+
+
+def test_noticed_pause_tells_the_client_at_once_and_only_once() -> None:
+    line = Timeline(barge_in_onset_ms=64, barge_in_confirm_ms=480, notice_at_pause=True)
+    line.feed(0.0, 320, bot=True)
+    line.feed(0.9, 800, bot=True)
+    (started_at, started), (paused_at, pause) = line.log[0], line.log[1]
+    assert started == SpeechStarted(320) and pause == PauseBot(320, noticed=True)
+    assert started_at == paused_at == 320 + 64
+    assert [a for a in line.actions() if isinstance(a, SpeechStarted)] == [SpeechStarted(320)]
+    assert InterruptBot() in line.actions()
+    line.feed(0.0, 800, bot=False)
+    assert isinstance(line.actions()[-1], CommitTurn)
+
+
+def test_noticed_backchannel_stops_the_speech_then_resumes_the_bot() -> None:
+    line = Timeline(barge_in_confirm_ms=600, notice_at_pause=True)
+    line.feed(0.0, 320, bot=True)
+    line.feed(0.9, 256, bot=True)  # "mm-hmm"
+    line.feed(0.0, 320, bot=True)
+    _, check = line.first(CheckWords)
+    assert isinstance(check, CheckWords)
+    actions = line.turns.on_words(check.generation, "Mm-hmm.", check.end_ms)
+    assert actions == [SpeechStopped(check.end_ms), ResumeBot()]
+
+
+def test_noticed_words_that_interrupt_are_not_announced_twice() -> None:
+    line = Timeline(notice_at_pause=True)
+    line.feed(0.0, 96, bot=True)
+    line.feed(0.9, 320, bot=True)  # "Stop!"
+    line.feed(0.0, 128, bot=True)
+    _, check = line.first(CheckWords)
+    assert isinstance(check, CheckWords)
+    actions = line.turns.on_words(check.generation, "Stop!", check.end_ms)
+    assert actions == [
+        InterruptBot(),
+        SpeechStopped(check.end_ms),
+        CommitTurn(check.end_ms, check.generation),
+    ]
+    assert line.actions()[0] == SpeechStarted(96)
+
+
+def test_noticed_speech_resumed_after_a_check_is_not_announced_again() -> None:
+    line = Timeline(barge_in_confirm_ms=2000, notice_at_pause=True)
+    line.feed(0.9, 128, bot=True)
+    line.feed(0.0, 96, bot=True)  # a short stop: the words are being checked
+    line.feed(0.9, 320, bot=True)  # ...and the user goes on
+    line.feed(0.9, 320, bot=False)  # the bot finished meanwhile
+    assert [a for a in line.actions() if isinstance(a, SpeechStarted)] == [SpeechStarted(0)]
+    assert [type(a) for a in line.actions()].count(PauseBot) == 1

@@ -63,7 +63,7 @@ class CallAllowance:
         report = run.report
         meter.add(
             Usage(
-                audio_out_s=run.audio_sent_ms / 1000,
+                audio_out_s=run.audio_out_ms / 1000,
                 responses=1,
                 input_tokens=report.input_tokens or 0,
                 output_tokens=report.output_tokens or 0,

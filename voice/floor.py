@@ -8,6 +8,12 @@ whose audio lies before it, and writes that into the conversation. A reply is a
 the conversation when it is announced and settles its item when it ends. (A reply's
 output is one message today; items that are not audio, such as function calls, fit the
 same lifecycle.)
+
+When the client is told of speech over the reply as soon as the bot pauses (the
+WebSocket: its client holds audio and flushes it), the reply is split there: the response
+the client knew ends with what was heard, and the rest is held as a *continuation* that
+starts again at the clause that was cut. Speech that does not interrupt releases it;
+speech that does drops it unheard.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from voice.clock import Clock
 from voice.conversation import Conversation, Item, text_heard
 from voice.endpointing import SpeechStarted
 from voice.interfaces import ChatModel
-from voice.playout import AudioOutput
+from voice.playout import AudioOutput, WebSocketAudioOutput
 from voice.prepared import BuildPlan, PreparedReply, ReplyRecipe
 from voice.protocol import ProtocolError
 from voice.response import ReplyPlan, ResponseRun
@@ -72,6 +78,8 @@ class Floor:
         #: Onset of the latest user speech, and whether the bot was paused for it.
         self._onset_ms = 0
         self._paused_for_speech = False
+        #: The rest of a reply split at a noticed pause, held until the speech is decided.
+        self._continuation: ResponseRun | None = None
 
     @property
     def responding(self) -> bool:
@@ -80,6 +88,8 @@ class Floor:
     @property
     def bot_audible(self) -> bool:
         """Bot audio is playing (or paused mid-reply) for the user right now."""
+        if self._continuation is not None:
+            return True  # paused for speech over it, to go on unless it interrupts
         run, output = self.live, self.output
         if run is None or not run.with_audio or not run.message_announced:
             return False
@@ -181,9 +191,11 @@ class Floor:
         """A run ended (after its closing events): settle its items, finish its audio."""
         times = self._times.pop(run.id, None)
         self._side.pop(run.id, None)
+        if (run.announced or run.reopened) and not run.usage_counted:
+            run.usage_counted = True  # every response the client knew of, in conversation or not
+            self._on_run_end(run)
         if not run.announced:
             return
-        self._on_run_end(run)  # every response the client knew of, in the conversation or not
         if run.with_audio and run.message_announced:
             self.output.finish(run.id)
         if not run.in_conversation:
@@ -212,13 +224,18 @@ class Floor:
                     await self.interrupt("turn_detected")
             case DropSpeculative():
                 await self.drop_prepared()
-            case PauseBot(onset_ms=onset_ms):
+            case PauseBot(onset_ms=onset_ms, noticed=noticed):
                 self.pause()
                 self._paused_for_speech = True
                 self._turn_log.barge_in_stopped(onset_ms)
+                if noticed:
+                    self._split()
             case ResumeBot():
-                self.resume()
                 self._paused_for_speech = False
+                continuation, self._continuation = self._continuation, None
+                if continuation is not None and not continuation.done:
+                    await continuation.release()
+                self.resume()
             case InterruptBot():
                 if not self._paused_for_speech and self.bot_audible:
                     # Interrupted at onset: the stop is measured now (else at the pause).
@@ -230,6 +247,48 @@ class Floor:
         """Speech over the bot: stop its audio while turn-taking decides."""
         self.output.pause()
 
+    def _split(self) -> None:
+        """The client was told of speech over the reply and flushes its audio: end the
+        response it knew at what was heard, and hold the rest, from the start of the clause
+        that was cut, as the continuation. Left as it is when there is nothing unheard, when
+        the reply made calls, or when that audio is no longer kept."""
+        run, output = self.live, self.output
+        if not isinstance(output, WebSocketAudioOutput) or run is None or run.calls:
+            return
+        if not run.with_audio or not run.message_announced:
+            return
+        played = output.played_ms()
+        cut = next((segment for segment in run.segments if segment.end_ms > played), None)
+        start_ms = cut.start_ms if cut is not None else output.sent_ms()
+        if (cut is None and run.done) or not output.can_rewind(start_ms):
+            return
+        heard, item_id, segments, was_done = (
+            text_heard(run.segments, played), run.item_id, list(run.segments), run.done
+        )  # fmt: skip
+        run.end_for_speech(heard)
+        self._events.item_truncated(item_id, played)
+        item = self._conversation.get(item_id) if run.in_conversation else None
+        if item is not None:
+            item.text, item.segments, item.status = heard, segments, "incomplete"
+            if not was_done:  # a reply that had ended was recorded then (this item, as heard)
+                self._on_reply_end(run, item)
+        if (times := self._times.pop(run.id, None)) is not None:
+            self._turn_log.reply_ended(times, run)
+        run.reopen(start_ms, output.replayed)
+        output.rewind(run.id, run.item_id, start_ms)
+        self._continuation = run
+        log.debug("reply split at %.0f ms for speech over it", played)
+
+    async def _drop_continuation(self) -> bool:
+        """The speech over the reply interrupts: its continuation goes unheard."""
+        continuation, self._continuation = self._continuation, None
+        if continuation is None:
+            return False
+        if not continuation.done:
+            await self._stop(continuation, "turn_detected")
+        await self.output.clear()
+        return True
+
     def resume(self) -> None:
         """It was not an interruption: the bot goes on where it paused."""
         self.output.resume()
@@ -237,7 +296,7 @@ class Floor:
     async def interrupt(self, reason: CancelReason) -> None:
         """Barge-in: stop the reply and keep in history only what was (likely) heard."""
         run = self.live
-        if run is None:
+        if run is None or await self._drop_continuation():
             return
         if not run.done:
             await self._stop(run, reason, truncated=True)
@@ -264,7 +323,7 @@ class Floor:
         An error when it is not generating (or does not exist).
         """
         run = self.live if response_id is None else self._run_by_id(response_id)
-        if run is None or run.done:
+        if run is None or run.done or run is self._continuation:  # it ended for the client
             which = f"with id '{response_id}'" if response_id else "to cancel"
             raise ProtocolError(f"no active response {which}", code="response_cancel_not_active")
         await self._stop(run, "client_cancelled")
@@ -313,6 +372,7 @@ class Floor:
 
     async def aclose(self) -> None:
         """Stop every reply without a word to the client (it is gone). Safe twice."""
+        self._continuation = None
         await self.drop_prepared()
         for run in [self.live, *self._side.values()]:
             if run is not None and not run.done:

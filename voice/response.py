@@ -10,13 +10,19 @@ each output item as it appears (``on_output``) and when it ends (``on_end``).
 A run started with ``held=True`` is *prepared* ahead of the user's turn: the model writes
 and the first clauses are synthesized, but nothing reaches the client or the audio output
 until :meth:`ResponseRun.release`. Stopping a held run leaves no trace on the wire.
+
+A run can also be *split* when the client was told the user is speaking over it (and so
+flushed its audio): the response the client knew ends there as cancelled
+(:meth:`ResponseRun.end_for_speech`), and the run goes on, held, as a new response whose
+audio starts again at the clause that was cut (:meth:`ResponseRun.reopen`). Released, it
+is the continuation; stopped, it leaves no trace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from voice.clock import Clock
@@ -100,6 +106,10 @@ class ResponseRun:
         self.failure: BaseException | None = None
         #: ``response.created`` went (or is going) out: from now on the client knows this run.
         self.announced = False
+        #: The run was split (:meth:`reopen`): the client knew an earlier response of it.
+        self.reopened = False
+        #: Its usage was counted (once per run, however often it was split).
+        self.usage_counted = False
         self._plan = plan
         self._llm = llm
         self._output = output
@@ -118,6 +128,11 @@ class ResponseRun:
         #: The model wrote words (the message comes before any call that follows them).
         self._wrote = False
         self._call_index: dict[int, Item] = {}
+        #: After a split: audio sent under earlier responses, and how to wait for the audio
+        #: that is being sent again; the status a run that had ended will end with again.
+        self._earlier_audio_ms = 0.0
+        self._replayed: Callable[[], Awaitable[None]] | None = None
+        self._ended_as: ResponseStatus | None = None
 
     @property
     def done(self) -> bool:
@@ -154,6 +169,11 @@ class ResponseRun:
         self.timings.released = self._clock.now()
         self._released.set()
         await self._opened()
+        if self.reopened and self.segments and not self.message_announced:
+            self._open_message(begin_output=False)  # the output was rewound for it
+            self._events.transcript_delta(
+                self.id, self.item_id, self._index(self.item_id), self.text
+            )
 
     @property
     def audio_ms(self) -> float:
@@ -162,7 +182,13 @@ class ResponseRun:
 
     @property
     def audio_sent_ms(self) -> float:
+        """Audio of the current response sent so far."""
         return self._output.sent_ms() if self.with_audio and self.message_announced else 0.0
+
+    @property
+    def audio_out_ms(self) -> float:
+        """Audio the run sent in all, over every response it was split into."""
+        return self._earlier_audio_ms + self.audio_sent_ms
 
     async def stop(self) -> bool:
         """Stop generating and sending. True if that stopped it; False if it had ended.
@@ -189,6 +215,47 @@ class ResponseRun:
             self._emit_end(reason)
         self._on_end(self)
 
+    def end_for_speech(self, heard: str) -> None:
+        """The client was told the user speaks over the reply: the response it knows ends
+        now, cancelled (``turn_detected``), with ``heard`` as its text. A run that had
+        ended already keeps the end it had. Generation goes on: :meth:`reopen` follows.
+        """
+        if self.done:
+            self._ended_as = self.status
+            return
+        self.status, self.text = "cancelled", heard
+        self._emit_end("turn_detected")
+
+    def reopen(self, from_ms: float, replayed: Callable[[], Awaitable[None]]) -> None:
+        """After :meth:`end_for_speech`: the run is held as a new response (new ids) whose
+        audio starts at ``from_ms`` of the old one (a clause's start), which the output
+        sends again on release; ``replayed`` waits until it has. A run that had ended
+        ends again once that audio is out.
+        """
+        self._earlier_audio_ms += self.audio_sent_ms
+        self.segments = [
+            SpokenSegment(segment.text, segment.start_ms - from_ms, segment.end_ms - from_ms)
+            for segment in self.segments
+            if segment.start_ms >= from_ms - 0.5
+        ]
+        self.text = " ".join(segment.text for segment in self.segments if segment.text)
+        self.id, self.item_id, self.previous_item_id = new_id("resp"), new_id("item"), None
+        self.status, self.announced, self.reopened = "in_progress", False, True
+        self._outputs = []
+        self._replayed = replayed
+        self._released.clear()
+        if self._ended_as is not None:
+            self._task = asyncio.create_task(self._say_again(), name=f"response-{self.id}")
+
+    async def _say_again(self) -> None:
+        """A run that had ended, split: once released, its cut audio goes out again."""
+        await self._opened()
+        assert self._ended_as is not None and self._replayed is not None
+        await self._replayed()
+        self.status = self._ended_as
+        self._emit_end(None)
+        self._on_end(self)
+
     # --- the pipeline -----------------------------------------------------------------
 
     async def _opened(self) -> None:
@@ -209,14 +276,16 @@ class ResponseRun:
     async def _message_opened(self) -> None:
         """Announce the message item (once) before its first text or audio."""
         await self._opened()
-        if self.message_announced:
-            return
+        if not self.message_announced:
+            self._open_message(begin_output=True)
+
+    def _open_message(self, *, begin_output: bool) -> None:
         item = Item(self.item_id, "assistant", status="in_progress", from_audio=self.with_audio)
         self.previous_item_id = self._announce(item)
         self._events.content_part_added(
             self.id, self.item_id, self._index(self.item_id), with_audio=self.with_audio
         )
-        if self.with_audio:
+        if self.with_audio and begin_output:
             self._output.begin(self.id, self.item_id)
 
     def _announce(self, item: Item) -> str | None:
@@ -264,6 +333,8 @@ class ResponseRun:
             self._emit_end(None, error=f"{type(failure).__name__}: {failure}")
             self._on_end(self)
             return
+        if self._replayed is not None:
+            await self._replayed()  # the audio said again is out before the response ends
         self.status = "incomplete" if self.report.cut_off else "completed"
         self._settle_calls(self.status)  # a call cut at the limit has partial arguments
         self._emit_end(None)

@@ -76,13 +76,13 @@ class RealtimeSession:
         self._voices = VoiceChoices(engines.voices.names, engines.voices.aliases)
         self._persona = Persona(companions, user_id=user_id, session_id=self.id)
         self.conversation = Conversation()
-        character = character or (companions.default_character if companions else None)
         self.config = SessionConfig.defaults(
-            settings, voice=engines.voices.default, character=character, user_name=user_name,
-            kind=kind,
+            settings, voice=engines.voices.default, user_name=user_name, kind=kind,
+            character=character or (companions.default_character if companions else None),
         )  # fmt: skip
         self._listener = Listener(
-            self.config.turn_config(settings), prefix_padding_ms=self.config.prefix_padding_ms,
+            self.config.turn_config(settings, notice_at_pause=output is None),
+            prefix_padding_ms=self.config.prefix_padding_ms,
             max_buffer_ms=settings.max_buffer_s * 1000, echo_guard=settings.echo_guard,
         )  # fmt: skip
         #: A transport with its own audio path (WebRTC) passes its sink; else audio deltas.
@@ -229,8 +229,8 @@ class RealtimeSession:
             self._floor.output = self._output()
         if (new.turn_detection, new.kind) != (old.turn_detection, old.kind):
             self._turns.stop_guessing()
-            detection = new.turn_config(self._settings), new.prefix_padding_ms
-            await self._apply(self._listener.detect_turns(*detection))
+            turns = new.turn_config(self._settings, notice_at_pause=not self._fixed_output)
+            await self._apply(self._listener.detect_turns(turns, new.prefix_padding_ms))
         self._events.session_updated(self.describe())
 
     async def _on_response_create(self, event: rt.ResponseCreateEvent) -> None:

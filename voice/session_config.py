@@ -126,10 +126,12 @@ class SessionConfig:
         vad = self.turn_detection
         return self.replies and vad is not None and vad.interrupt_response is not False
 
-    def turn_config(self, settings: Settings) -> TurnConfig | None:
+    def turn_config(self, settings: Settings, *, notice_at_pause: bool) -> TurnConfig | None:
         """Turn-taking for this session: the client's values over the server's.
 
-        None without turn detection (the client commits its turns by hand).
+        ``notice_at_pause``: the client holds the bot's audio (WebSocket) and is told of
+        speech over it when the bot pauses. None without turn detection (the client commits
+        its turns by hand).
         """
         vad = self.turn_detection
         if vad is None:
@@ -152,6 +154,7 @@ class SessionConfig:
             barge_in=settings.barge_in if self.interrupts else "off",
             barge_in_onset_ms=settings.barge_in_onset_ms,
             barge_in_confirm_ms=settings.barge_in_confirm_ms,
+            notice_at_pause=notice_at_pause,
             # The input buffer holds the turn and its prefix padding, within max_buffer_s.
             max_turn_ms=round(settings.max_buffer_s * 1000) - self.prefix_padding_ms,
             idle_timeout_ms=idle_ms,

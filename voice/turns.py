@@ -21,7 +21,11 @@ Policies, each configurable in :class:`TurnConfig`:
   transcribed (:class:`CheckWords`): words that are not a backchannel ("mm-hmm", "yeah")
   interrupt and become the user's turn; a backchannel, a cough or noise resume the bot
   (:class:`ResumeBot`). ``"immediate"`` interrupts at onset; ``"off"`` ignores speech
-  while the bot is audible.
+  while the bot is audible. With ``notice_at_pause`` (transports whose client holds the
+  bot's audio and must flush it, the WebSocket) the user's :class:`SpeechStarted` goes
+  with the pause, so the client stops playing at once; speech that does not interrupt then
+  ends in :class:`SpeechStopped` before the bot resumes. Otherwise (WebRTC, where the
+  server holds the audio) it goes out only once the speech interrupts.
 * **Monologue cap.** A turn whose speech reaches ``max_turn_ms`` ends there, as if the
   user had paused (the input buffer is bounded).
 * **Idle timeout** (``idle_timeout_ms``, off by default). Once the bot's audio has finished
@@ -72,9 +76,13 @@ class CommitTurn:
 
 @dataclass(frozen=True)
 class PauseBot:
-    """Stop sending bot audio now (possible interruption that began at ``onset_ms``)."""
+    """Stop sending bot audio now (possible interruption that began at ``onset_ms``).
+
+    ``noticed``: the client was told (a :class:`SpeechStarted` came just before).
+    """
 
     onset_ms: int
+    noticed: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,8 @@ class TurnConfig:
     barge_in: Literal["pause", "immediate", "off"] = "pause"
     barge_in_onset_ms: int = 64
     barge_in_confirm_ms: int = 1000
+    #: Tell the client of speech over the bot when the bot pauses, not when it interrupts.
+    notice_at_pause: bool = False
     backchannels: frozenset[str] = BACKCHANNELS
     #: A turn is ended when its speech (from onset) gets this long; None: no cap.
     max_turn_ms: int | None = None
@@ -209,7 +219,8 @@ class TurnTaker:
             # The bot finished while the user was talking over it: an ordinary turn now.
             self._state = "speech"
             self._turn_start_ms = self._overlap_start_ms
-            actions.append(SpeechStarted(self._overlap_start_ms))
+            if not cfg.notice_at_pause:
+                actions.append(SpeechStarted(self._overlap_start_ms))
         overlapping = bot_audible and self._state in ("idle", "checking")
         min_speech = cfg.barge_in_onset_ms if overlapping else cfg.endpointing.min_speech_ms
         silence_needed = cfg.endpointing.silence_ms + (cfg.hold_ms if self._held else 0)
@@ -268,7 +279,12 @@ class TurnTaker:
                 self._overlap_start_ms = event.audio_start_ms
             self._state = "overlap"
             self._generation += 1  # a pending word check is superseded
-            return [] if paused else [PauseBot(self._overlap_start_ms)]
+            if paused:
+                return []
+            if cfg.notice_at_pause:
+                onset = self._overlap_start_ms
+                return [SpeechStarted(onset), PauseBot(onset, noticed=True)]
+            return [PauseBot(self._overlap_start_ms)]
         self._state = "speech"
         self._turn_start_ms = event.audio_start_ms
         return [event]
@@ -312,7 +328,12 @@ class TurnTaker:
     def _confirm_interruption(self) -> list[Action]:
         self._state = "speech"
         self._turn_start_ms = self._overlap_start_ms
-        return [SpeechStarted(self._overlap_start_ms), InterruptBot()]
+        return [*self._late_notice(), InterruptBot()]
+
+    def _late_notice(self) -> list[Action]:
+        """The client learns of speech over the bot once it interrupts (unless told at the
+        pause)."""
+        return [] if self.config.notice_at_pause else [SpeechStarted(self._overlap_start_ms)]
 
     def on_speculative(self, generation: int, text: str) -> bool:
         """A speculative transcript arrived; it may extend the wait (semantic hold).
@@ -339,9 +360,11 @@ class TurnTaker:
         self._state = "idle"
         if is_meaningful(text, self.config.backchannels):
             return [
-                SpeechStarted(self._overlap_start_ms),
+                *self._late_notice(),
                 InterruptBot(),
                 SpeechStopped(end_ms),
                 CommitTurn(end_ms, generation),  # reuse these words as the transcript
             ]
+        if self.config.notice_at_pause:  # the client was told the user spoke: and stopped
+            return [SpeechStopped(end_ms), ResumeBot()]
         return [ResumeBot()]
