@@ -7,6 +7,12 @@ Each trial is a fresh session: the user asks for a long story, and a simulated p
 no echo cancellation (tests/phone_sim.py) plays the reply while its microphone hears it
 again (delayed, attenuated), plus, depending on the scenario, nothing, a backchannel or
 cough, or a real interruption (a clip from ../shared/speech).
+
+Over the WebSocket the server tells the client of any speech over the bot at once
+(``speech_started``; the phone flushes its audio) and, when it was not an interruption,
+sends the rest of the reply as a continuation. So a sound over the bot is counted twice:
+*paused* (the client was told and flushed; the reply went on) and *killed* (the reply
+ended for good: a user turn was committed, or a cancelled response had no continuation).
 """
 
 from __future__ import annotations
@@ -41,20 +47,35 @@ ECHO_PATHS = [(40, -10.0), (120, -18.0), (200, -25.0)]
 STORY = "Tell me a long story about a fox who learns to sail, with many details."
 
 
-def cancelled_by_turn(log: EventLog) -> bool:
+def killed(log: EventLog) -> bool:
+    """The reply ended for good: a user turn, or a cancellation with nothing after it."""
+    if log.of_type("input_audio_buffer.committed"):
+        return True
+    created = [event.response.id for event in log.of_type("response.created")]
     return any(
         event.response.status == "cancelled"
         and event.response.status_details.reason == "turn_detected"
+        and created.index(event.response.id) == len(created) - 1
         for event in log.of_type("response.done")
     )
 
 
-async def echo_only(server: Server, delay: int, db: float) -> bool:
-    """True when the bot interrupted itself (a false interruption)."""
+@dataclass(frozen=True)
+class Outcome:
+    paused: bool
+    killed: bool
+
+
+def outcome(log: EventLog) -> Outcome:
+    return Outcome(bool(log.of_type("input_audio_buffer.speech_started")), killed(log))
+
+
+async def echo_only(server: Server, delay: int, db: float) -> Outcome:
+    """Whether the bot's own echo paused it, or killed its reply."""
     async with realtime(server.url, server.api_key) as log:
         await say_text(log, STORY)
         await LoopbackPhone(log, delay_ms=delay, echo_db=db).run(6.0, [])
-        return bool(log.of_type("input_audio_buffer.speech_started")) or cancelled_by_turn(log)
+        return outcome(log)
 
 
 def speech_onset_ms(samples_16k: np.ndarray) -> float:
@@ -93,12 +114,12 @@ async def echo_and_user(
         return caught, None
 
 
-async def backchannel(server: Server, sound: np.ndarray) -> bool:
-    """True when a backchannel or noise killed the reply (a false interruption)."""
+async def backchannel(server: Server, sound: np.ndarray) -> Outcome:
+    """Whether a backchannel or noise paused the bot, or killed its reply."""
     async with realtime(server.url, server.api_key) as log:
         await say_text(log, STORY)
         await LoopbackPhone(log, delay_ms=0, echo_db=None).run(5.0, [Utterance(2.0, sound)])
-        return cancelled_by_turn(log)
+        return outcome(log)
 
 
 async def main() -> None:
@@ -129,16 +150,15 @@ async def main() -> None:
     }
     piper.close()
 
-    total_false = total = 0
+    everything: list[Outcome] = []
     for delay, db in ECHO_PATHS:
-        false = 0
+        outcomes = []
         for trial in range(args.trials):
-            false += await echo_only(server, delay, db)
+            outcomes.append(await echo_only(server, delay, db))
             print(f"echo {delay} ms {db} dB trial {trial + 1}/{args.trials}", file=sys.stderr)
-        total_false += false
-        total += args.trials
-        print(f"echo only  {delay:3d} ms {db:5.1f} dB: false interruptions {false}/{args.trials}")
-    print(f"echo only, all paths: false interruption rate {total_false}/{total}")
+        everything += outcomes
+        print(f"echo only  {delay:3d} ms {db:5.1f} dB: {counted(outcomes)}")
+    print(f"echo only, all paths: {counted(everything)}")
 
     stops: list[float] = []
     caught = attempts = 0
@@ -157,13 +177,18 @@ async def main() -> None:
             f"median {statistics.median(stops):.0f}, max {max(stops):.0f}, n={len(stops)}"
         )
 
-    false = tried = 0
+    everything = []
     for name, sound in sounds.items():
-        killed = sum([await backchannel(server, sound) for _ in range(args.trials)])
-        false += killed
-        tried += args.trials
-        print(f"backchannel {name:7}: false interruptions {killed}/{args.trials}")
-    print(f"backchannels, all: false interruption rate {false}/{tried}")
+        outcomes = [await backchannel(server, sound) for _ in range(args.trials)]
+        everything += outcomes
+        print(f"backchannel {name:7}: {counted(outcomes)}")
+    print(f"backchannels, all: {counted(everything)}")
+
+
+def counted(outcomes: list[Outcome]) -> str:
+    n = len(outcomes)
+    paused, lost = sum(o.paused for o in outcomes), sum(o.killed for o in outcomes)
+    return f"paused {paused}/{n}, killed the reply (false interruptions) {lost}/{n}"
 
 
 if __name__ == "__main__":
