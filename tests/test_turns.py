@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from voice.endpointing import EndpointingConfig, SpeechStarted, SpeechStopped
 from voice.turns import (
     CheckWords,
@@ -123,8 +125,9 @@ def test_barge_in_pauses_fast_then_interrupts_when_speech_goes_on() -> None:
     assert isinstance(line.actions()[-1], CommitTurn)
 
 
-def test_backchannel_over_the_bot_resumes_it() -> None:
-    line = Timeline(barge_in_confirm_ms=600)
+@pytest.mark.parametrize("noticed", [False, True], ids=["told-late", "told-at-pause"])
+def test_backchannel_over_the_bot_resumes_it(noticed: bool) -> None:
+    line = Timeline(barge_in_confirm_ms=600, notice_at_pause=noticed)
     line.feed(0.0, 320, bot=True)
     line.feed(0.9, 256, bot=True)  # "mm-hmm"
     line.feed(0.0, 320, bot=True)
@@ -133,7 +136,8 @@ def test_backchannel_over_the_bot_resumes_it() -> None:
     assert check.start_ms == 320 and check.end_ms == 320 + 256
     assert line.turns.bot_paused
     actions = line.turns.on_words(check.generation, "Mm-hmm.", check.end_ms)
-    assert actions == [ResumeBot()]
+    # A client told of the speech at the pause hears that it stopped.
+    assert actions == ([SpeechStopped(check.end_ms)] if noticed else []) + [ResumeBot()]
     assert not line.turns.bot_paused and not line.turns.in_speech
 
 
@@ -146,19 +150,24 @@ def test_noise_with_no_words_resumes_the_bot() -> None:
     assert line.turns.on_words(check.generation, " [coughs]", check.end_ms) == [ResumeBot()]
 
 
-def test_short_real_words_over_the_bot_interrupt_and_become_the_turn() -> None:
-    line = Timeline()
+@pytest.mark.parametrize("noticed", [False, True], ids=["told-late", "told-at-pause"])
+def test_short_real_words_over_the_bot_interrupt_and_become_the_turn(noticed: bool) -> None:
+    line = Timeline(notice_at_pause=noticed)
     line.feed(0.0, 96, bot=True)
     line.feed(0.9, 320, bot=True)  # "Stop!"
     line.feed(0.0, 128, bot=True)
     _, check = line.first(CheckWords)
     assert isinstance(check, CheckWords)
     actions = line.turns.on_words(check.generation, "Stop!", check.end_ms)
+    told_now = [] if noticed else [SpeechStarted(96)]  # else it went with the pause
     assert actions == [
-        SpeechStarted(96),
+        *told_now,
         InterruptBot(),
         SpeechStopped(check.end_ms),
         CommitTurn(check.end_ms, check.generation),
+    ]
+    assert [a for a in line.actions() + actions if isinstance(a, SpeechStarted)] == [
+        SpeechStarted(96)
     ]
 
 
@@ -227,33 +236,6 @@ def test_noticed_pause_tells_the_client_at_once_and_only_once() -> None:
     assert InterruptBot() in line.actions()
     line.feed(0.0, 800, bot=False)
     assert isinstance(line.actions()[-1], CommitTurn)
-
-
-def test_noticed_backchannel_stops_the_speech_then_resumes_the_bot() -> None:
-    line = Timeline(barge_in_confirm_ms=600, notice_at_pause=True)
-    line.feed(0.0, 320, bot=True)
-    line.feed(0.9, 256, bot=True)  # "mm-hmm"
-    line.feed(0.0, 320, bot=True)
-    _, check = line.first(CheckWords)
-    assert isinstance(check, CheckWords)
-    actions = line.turns.on_words(check.generation, "Mm-hmm.", check.end_ms)
-    assert actions == [SpeechStopped(check.end_ms), ResumeBot()]
-
-
-def test_noticed_words_that_interrupt_are_not_announced_twice() -> None:
-    line = Timeline(notice_at_pause=True)
-    line.feed(0.0, 96, bot=True)
-    line.feed(0.9, 320, bot=True)  # "Stop!"
-    line.feed(0.0, 128, bot=True)
-    _, check = line.first(CheckWords)
-    assert isinstance(check, CheckWords)
-    actions = line.turns.on_words(check.generation, "Stop!", check.end_ms)
-    assert actions == [
-        InterruptBot(),
-        SpeechStopped(check.end_ms),
-        CommitTurn(check.end_ms, check.generation),
-    ]
-    assert line.actions()[0] == SpeechStarted(96)
 
 
 def test_noticed_speech_resumed_after_a_check_is_not_announced_again() -> None:
