@@ -111,6 +111,8 @@ async def test_speech_that_does_not_interrupt_resumes_at_the_clause_that_was_cut
     added = call.client.of("conversation.item.added")[-1]
     assert added["previous_item_id"] == heard.id
     assert call.recorded == [heard.text, transcript]
+    told = [done["usage"]["output_tokens"] for done in (first, second) if done.get("usage")]
+    assert sum(told) == len(COUNTING.split()), told  # each token told once, over the two
 
 
 async def test_speech_that_interrupts_drops_the_rest_unheard() -> None:
@@ -147,3 +149,5 @@ async def test_a_reply_written_to_the_end_but_still_playing_is_said_again() -> N
     assert second["status"] == "completed"
     assert second["output"][0]["content"][0]["transcript"] == "Three four."
     assert call.audio_ms(second["id"]) == pytest.approx(len("Three four.") * MS_PER_CHAR)
+    assert first["usage"]["output_tokens"] == 4  # the words the model wrote, told once
+    assert second["usage"]["output_tokens"] == second["usage"]["input_tokens"] == 0

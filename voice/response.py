@@ -25,6 +25,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+from openai.types.realtime import RealtimeResponseUsage
+
 from voice.clock import Clock
 from voice.conversation import Item, ItemStatus, SpokenSegment
 from voice.interfaces import ChatModel
@@ -133,6 +135,7 @@ class ResponseRun:
         self._earlier_audio_ms = 0.0
         self._replayed: Callable[[], Awaitable[None]] | None = None
         self._ended_as: ResponseStatus | None = None
+        self._usage_told = False
 
     @property
     def done(self) -> bool:
@@ -417,6 +420,17 @@ class ResponseRun:
             return self.wire_item()
         return wire_item(next(call for call in self.calls if call.id == item_id))
 
+    def _usage(self) -> RealtimeResponseUsage | None:
+        """The tokens for ``response.done``: told once per run, so a split run's
+        continuation, whose tokens its first response told already, tells zeros."""
+        if self._plan.script is not None:
+            return None
+        if self._usage_told:
+            return usage_of(StreamReport(input_tokens=0, output_tokens=0))
+        usage = usage_of(self.report)
+        self._usage_told = usage is not None
+        return usage
+
     def _emit_end(self, reason: CancelReason | None, error: str | None = None) -> None:
         events = self._events
         for item_id in self._outputs:
@@ -437,6 +451,6 @@ class ResponseRun:
             response_object(
                 self.id, self.status, output, with_audio=self.with_audio, reason=reason,
                 error=error, metadata=self._plan.metadata,
-                usage=usage_of(self.report) if self._plan.script is None else None,
+                usage=self._usage(),
             )
         )  # fmt: skip
