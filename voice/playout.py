@@ -121,8 +121,14 @@ class WebSocketAudioOutput:
 
     def resume(self) -> None:
         self._running.set()
-        if self._replay and (self._replaying is None or self._replaying.done()):
+        if self._replay:
+            self._start_replay()
+
+    def _start_replay(self) -> asyncio.Task[None]:
+        """The task that sends the audio given back by :meth:`rewind` (one at a time)."""
+        if self._replaying is None or self._replaying.done():
             self._replaying = asyncio.create_task(self._drain(), name="replay-audio")
+        return self._replaying
 
     def sent_ms(self) -> float:
         return self._sent_ms
@@ -155,14 +161,13 @@ class WebSocketAudioOutput:
         Cancelling the wait is safe: the replay goes on.
         """
         while self._replay or (self._replaying is not None and not self._replaying.done()):
-            if self._replaying is None or self._replaying.done():
-                self._replaying = asyncio.create_task(self._drain(), name="replay-audio")
-            await asyncio.wait({self._replaying})
+            await asyncio.wait({self._start_replay()})
 
     async def write(self, samples: Float32Array) -> None:
         step = self.codec.sample_rate * DELTA_MS // 1000
         for start in range(0, len(samples), step):
-            await self._drain()  # audio given back by a rewind goes first
+            if self._replay:
+                await self._drain()  # audio given back by a rewind goes first
             async with self._sending:
                 await self._send(samples[start : start + step])
 
