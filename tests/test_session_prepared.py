@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import Clip
-from tests.fakes import FakeEngines, FakeLLM, Recorder, VirtualClock
+from tests.fakes import FakeEngines, FakeLLM, FakeTurnModel, Recorder, VirtualClock
 from voice.config import Settings
 from voice.session import RealtimeSession
 from voice.tools import ToolCallDelta
@@ -45,11 +45,17 @@ def silence(ms: int) -> np.ndarray:
 
 
 def make(
-    recorder: Recorder, *, prepare: bool = True
+    recorder: Recorder,
+    *,
+    prepare: bool = True,
+    turn_model: FakeTurnModel | None = None,
+    **settings: Any,
 ) -> tuple[RealtimeSession, WitnessLLM, VirtualClock]:
     llm = WitnessLLM(["Not ill disposed at all. Just careful."], recorder)
-    settings = Settings(instructions="Be brief.", prepare_reply=prepare)
-    session = RealtimeSession(FakeEngines(llm), settings, recorder.send, clock=recorder.clock)
+    engines = FakeEngines(llm)
+    engines.turn_model = turn_model
+    config = Settings(instructions="Be brief.", prepare_reply=prepare, **settings)
+    session = RealtimeSession(engines, config, recorder.send, clock=recorder.clock)
     return session, llm, recorder.clock
 
 
@@ -155,3 +161,35 @@ async def test_close_while_a_reply_is_prepared_leaves_nothing_running(clip: np.n
     await session.aclose()
     assert session.busy_tasks == 0
     assert not [t for t in recorder.types() if t.startswith("response.")]
+
+
+async def test_a_pause_both_verdicts_call_finished_ends_the_turn_early(clip: np.ndarray) -> None:
+    recorder = Recorder(VirtualClock())
+    model = FakeTurnModel(0.9)
+    session, llm, clock = make(recorder, turn_model=model, vad_early_silence_ms=256)
+    await session.start()
+    # 320 ms of silence: past the early end (256), short of the full silence (500 ms).
+    await say(session, clock, np.concatenate([silence(300), clip, silence(320)]))
+    await recorder.wait_for("response.done")
+    assert model.heard and model.heard[0] > len(clip) // 2, "the model heard the turn"
+    assert recorder.types().count("input_audio_buffer.committed") == 1
+    assert len(llm.prompts) == 1, "the reply prepared in the pause is the one sent"
+    assert recorder.of("response.done")[0]["response"]["status"] == "completed"
+    await session.aclose()
+
+
+@pytest.mark.parametrize("probability", [0.1, None], ids=["model hears more", "no model"])
+async def test_no_early_end_without_the_models_word(
+    clip: np.ndarray, probability: float | None
+) -> None:
+    recorder = Recorder(VirtualClock())
+    model = None if probability is None else FakeTurnModel(probability)
+    session, _, clock = make(recorder, turn_model=model, vad_early_silence_ms=256)
+    await session.start()
+    await say(session, clock, np.concatenate([silence(300), clip, silence(700)]))
+    committed = "input_audio_buffer.committed" in recorder.types()
+    # Without a model the usual 500 ms end the turn; an "unfinished" verdict holds it on.
+    assert committed == (probability is None)
+    await say(session, clock, silence(600))
+    assert "input_audio_buffer.committed" in recorder.types()
+    await session.aclose()

@@ -111,6 +111,72 @@ def test_semantic_hold_ignores_finished_sentences_and_stale_guesses() -> None:
     assert commit_time == 640 + 480
 
 
+def _guessed(line: Timeline, words: str, probability: float | None) -> list[object]:
+    """Give the current guess its words and the end-of-turn model's verdict."""
+    _, speculative = line.first(StartSpeculative)
+    assert isinstance(speculative, StartSpeculative)
+    line.turns.on_speculative(speculative.generation, words)
+    if probability is not None:
+        line.turns.on_turn_model(speculative.generation, probability)
+    actions = line.turns.end_if_due()
+    line.log += [(line.now, action) for action in actions]
+    return actions
+
+
+def test_a_turn_both_verdicts_call_finished_ends_after_the_early_silence() -> None:
+    line = Timeline(speculative_after_ms=96, hold_ms=640, early_silence_ms=192)
+    line.feed(0.9, 640)
+    line.feed(0.0, 128)
+    assert _guessed(line, "I like the sea.", 0.9) == []  # 128 ms of silence: not yet
+    line.feed(0.0, 128)
+    commit_time, commit = line.first(CommitTurn)
+    assert commit_time == 640 + 192
+    assert isinstance(commit, CommitTurn) and commit.end_ms == 640
+
+
+def test_verdicts_that_come_after_the_early_silence_end_the_turn_at_once() -> None:
+    line = Timeline(speculative_after_ms=96, early_silence_ms=192)
+    line.feed(0.9, 640)
+    line.feed(0.0, 256)
+    assert not any(isinstance(a, CommitTurn) for a in line.actions())
+    actions = _guessed(line, "I like the sea.", 0.9)
+    assert [type(a) for a in actions] == [SpeechStopped, CommitTurn]
+    assert actions[1] == CommitTurn(640, line.first(StartSpeculative)[1].generation)  # type: ignore[attr-defined]
+    line.feed(0.0, 640)
+    assert len([a for a in line.actions() if isinstance(a, CommitTurn)]) == 1
+
+
+@pytest.mark.parametrize(
+    ("words", "probability"),
+    [("So then I went to the", 0.9), ("I like the sea.", 0.2), ("I like the sea.", None)],
+    ids=["words trail off", "model hears more to come", "no model verdict"],
+)
+def test_no_early_end_unless_both_call_it_finished(words: str, probability: float | None) -> None:
+    line = Timeline(speculative_after_ms=96, hold_ms=640, early_silence_ms=192)
+    line.feed(0.9, 640)
+    line.feed(0.0, 128)
+    _guessed(line, words, probability)
+    line.feed(0.0, 480 + 640 + 64)
+    commit_time, _ = line.first(CommitTurn)
+    held = probability is not None  # a verdict of "unfinished" holds; no verdict does not
+    assert commit_time == 640 + 480 + (640 if held else 0)
+
+
+def test_verdicts_of_a_guess_the_user_talked_past_are_ignored() -> None:
+    line = Timeline(speculative_after_ms=96, hold_ms=640, early_silence_ms=192)
+    line.feed(0.9, 640)
+    line.feed(0.0, 128)
+    _, first = line.first(StartSpeculative)
+    line.feed(0.9, 320)  # the user went on: the guess is dropped
+    line.feed(0.0, 128)
+    line.turns.on_speculative(first.generation, "I like the sea.")  # type: ignore[attr-defined]
+    line.turns.on_turn_model(first.generation, 0.99)  # type: ignore[attr-defined]
+    assert line.turns.end_if_due() == []
+    line.feed(0.0, 480)
+    commit_time, _ = line.first(CommitTurn)
+    assert commit_time == 640 + 128 + 320 + 480
+
+
 def test_barge_in_pauses_fast_then_interrupts_when_speech_goes_on() -> None:
     line = Timeline(barge_in_onset_ms=64, barge_in_confirm_ms=480)
     line.feed(0.0, 320, bot=True)

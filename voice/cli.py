@@ -25,6 +25,7 @@ from voice.services import Services, open_memory_store
 from voice.shutdown import GracefulShutdown
 from voice.tasks import cancel_and_wait
 from voice.tls import TlsConfigError, TlsFiles, tls_files
+from voice.turn_model import TurnModelError
 
 #: uvicorn's own shutdown (after the drain) waits at most this for open connections.
 UVICORN_SHUTDOWN_TIMEOUT_S = 5
@@ -197,6 +198,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             asyncio.run(serve(settings, tls))
         except KeyboardInterrupt:
             pass
-        except DatabaseUnavailableError as exc:
+        except (DatabaseUnavailableError, TurnModelError) as exc:
             print(f"voice serve: {exc}", file=sys.stderr)
             sys.exit(1)

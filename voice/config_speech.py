@@ -75,6 +75,31 @@ class SpeechSettings(BaseModel):
         "ends with exactly that transcript, else dropped unheard; wrong guesses cost CPU. "
         "Needs vad_speculative_after_ms > 0.",
     )
+    turn_model: Literal["smart-turn", "off"] = Field(
+        "smart-turn",
+        description="End-of-turn model on the audio of each pause (Smart Turn v3.2 from the "
+        "pipecat-ai wheel, see requirements-models.txt): a pause it hears as unfinished gets "
+        "the semantic hold, and with vad_early_silence_ms a pause it and the words call "
+        "finished ends the turn early. 'off': the words alone decide.",
+    )
+    turn_model_path: Path | None = Field(
+        None, description="A Smart Turn v3 ONNX file. Default: the one in the pipecat-ai wheel."
+    )
+    turn_complete_threshold: float = Field(
+        0.5,
+        gt=0.0,
+        lt=1.0,
+        description="The end-of-turn model's probability from which a turn counts as finished.",
+    )
+    vad_early_silence_ms: int = Field(
+        0,
+        ge=0,
+        le=5000,
+        description="Silence that ends a turn whose speculative words sound finished and "
+        "that the end-of-turn model hears as complete (the prepared reply goes out that much "
+        "sooner; a user who only paused is answered more often); 0: off, every turn waits "
+        "for vad_silence_ms. semantic_vad eagerness 'high' sets it when it is 0.",
+    )
     barge_in: Literal["pause", "immediate", "off"] = Field(
         "pause",
         description="Speech over the bot: 'pause' stops its audio at once, then interrupts if "

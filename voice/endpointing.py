@@ -54,6 +54,12 @@ class Endpointer:
         self._run_start_ms = None
         self._silence_ms = 0
 
+    def stop(self) -> SpeechStopped:
+        """End the speech now (the caller decided the silence so far is enough)."""
+        self.in_speech = False
+        self._run_start_ms = None
+        return SpeechStopped(self._last_speech_end_ms)
+
     @property
     def silence_ms(self) -> int:
         """Silence since the last speech window of the current turn (0 while speaking)."""

@@ -17,6 +17,7 @@ from voice.llm_server import EMBEDDED_MODEL_ALIAS, EmbeddedLlamaServer, default_
 from voice.remote_speech import RemoteSTT, RemoteVoices
 from voice.stage_cpu import os_thread_named
 from voice.stt import WhisperSTT, default_whisper_path
+from voice.turn_model import SmartTurn, default_turn_model_path
 from voice.vad import SileroVadStream
 from voice.voices import VoiceLibrary
 
@@ -32,6 +33,8 @@ class Engines:
     voices: VoiceLibrary
     llm: ChatLLM
     llm_server: EmbeddedLlamaServer | None = None
+    #: The end-of-turn model; None: turned off (``turn_model = "off"``).
+    turn_model: SmartTurn | None = None
     load_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -46,6 +49,8 @@ class Engines:
         await self.llm.aclose()
         self.stt.close()
         self.voices.close()
+        if self.turn_model is not None:
+            self.turn_model.close()
         if isinstance(self.stt, RemoteSTT):
             await self.stt.aclose()
         if self.voices.remote is not None:
@@ -85,8 +90,16 @@ class _Progress:
 
 async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
     """Load VAD, STT and TTS, and connect to (or start) the LLM; warm its prompt cache."""
-    progress = _Progress(total=5, out=out)
+    progress = _Progress(total=5 if settings.turn_model == "off" else 6, out=out)
     await progress.run("vad", "loading Silero VAD", lambda: asyncio.to_thread(SileroVadStream))
+    turn_model: SmartTurn | None = None
+    if settings.turn_model != "off":
+        turn_path = settings.turn_model_path or default_turn_model_path()
+        turn_model = await progress.run(
+            "turn",
+            f"loading the end-of-turn model from {turn_path}",
+            lambda: asyncio.to_thread(_named_load, "voice-turn", SmartTurn, turn_path),
+        )
 
     stt: WhisperSTT | RemoteSTT
     if settings.stt_base_url:
@@ -167,10 +180,12 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
     except BaseException:
         stt.close()
         voices.close()
+        if turn_model is not None:
+            turn_model.close()
         if server is not None:
             await server.stop()
         raise
-    engines = Engines(stt=stt, voices=voices, llm=llm, llm_server=server)
+    engines = Engines(stt=stt, voices=voices, llm=llm, llm_server=server, turn_model=turn_model)
     engines.load_seconds = progress.seconds
     return engines
 

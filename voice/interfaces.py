@@ -50,6 +50,12 @@ class SpeechToText(Protocol):
         ...
 
 
+class EndOfTurnModel(Protocol):
+    async def complete(self, audio: Float32Array) -> float:
+        """Probability that the user's turn in 16 kHz ``audio`` (ending now) is complete."""
+        ...
+
+
 class VoiceSource(Protocol):
     """The voice presets a session may speak with."""
 
@@ -80,3 +86,8 @@ class SessionEngines(Protocol):
 
     @property
     def llm(self) -> ChatModel: ...
+
+    @property
+    def turn_model(self) -> EndOfTurnModel | None:
+        """The end-of-turn model; None: the words alone end turns early or hold them."""
+        ...

@@ -137,6 +137,15 @@ class Listener:
         """A speculative transcript: whether it is current and sounds finished."""
         return self._turns is not None and self._turns.on_speculative(generation, text)
 
+    def judged(self, generation: int, probability: float) -> None:
+        """The end-of-turn model's verdict on guess ``generation``."""
+        if self._turns is not None:
+            self._turns.on_turn_model(generation, probability)
+
+    def end_if_due(self) -> list[Action]:
+        """End the turn now if the verdicts so far make the silence enough."""
+        return self._turns.end_if_due() if self._turns is not None else []
+
     def is_guessing(self, generation: int) -> bool:
         """Whether guess ``generation`` is still the one the turn would commit with."""
         return self._turns is not None and self._turns.is_speculating(generation)

@@ -42,6 +42,9 @@ TRANSCRIPTION_MODEL = "whisper"
 #: semantic hold (the extra wait when a guess trails off, "and then I..."): "low" waits
 #: longer before answering, "high" answers sooner; "medium" and "auto" are the defaults.
 EAGERNESS = {"low": 1.8, "medium": 1.0, "auto": 1.0, "high": 0.6}
+#: "high" eagerness also ends a turn the words and the end-of-turn model call finished
+#: after this much silence (unless the server sets ``vad_early_silence_ms`` itself).
+EAGER_EARLY_SILENCE_MS = 240
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,14 @@ class SessionConfig:
             return None
         silence, hold = settings.vad_silence_ms, settings.vad_hold_ms
         threshold, idle_ms = settings.vad_threshold, None
+        early = settings.vad_early_silence_ms or None
         if isinstance(vad, SemanticVad):
             factor = EAGERNESS[vad.eagerness or "auto"]
             silence, hold = round(silence * factor), round(hold * factor)
+            if vad.eagerness == "high":
+                early = early or EAGER_EARLY_SILENCE_MS
+            elif vad.eagerness == "low":
+                early = None
         else:
             silence = vad.silence_duration_ms or silence
             threshold = vad.threshold or threshold
@@ -151,6 +159,8 @@ class SessionConfig:
             ),
             speculative_after_ms=settings.vad_speculative_after_ms or None,
             hold_ms=hold,
+            early_silence_ms=early if settings.turn_model != "off" else None,
+            complete_threshold=settings.turn_complete_threshold,
             barge_in=settings.barge_in if self.interrupts else "off",
             barge_in_onset_ms=settings.barge_in_onset_ms,
             barge_in_confirm_ms=settings.barge_in_confirm_ms,

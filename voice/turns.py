@@ -14,7 +14,13 @@ Policies, each configurable in :class:`TurnConfig`:
   so the transcript is (nearly) ready at commit time. A guess that sounds finished lets
   the session prepare the reply during the rest of the silence.
 * **Semantic hold.** If the speculative transcript trails off ("and then I…", "so um"),
-  the silence needed is extended by ``hold_ms`` once per pause.
+  or the end-of-turn model (:meth:`TurnTaker.on_turn_model`, on the audio of the same
+  guess) hears an unfinished turn, the silence needed is extended by ``hold_ms`` once per
+  pause.
+* **Early end.** With ``early_silence_ms``, a pause whose guess sounds finished to both
+  (the words do not trail off and the model's probability of a complete turn reaches
+  ``complete_threshold``) ends the turn after that much silence instead of
+  ``silence_ms``; the prepared reply is then released that much sooner.
 * **Barge-in** (``barge_in="pause"``, the default). Speech while the bot is audible first
   pauses the bot (:class:`PauseBot`, after ``barge_in_onset_ms``). Speech that goes on for
   ``barge_in_confirm_ms`` interrupts (:class:`InterruptBot`). Shorter speech is
@@ -133,6 +139,11 @@ class TurnConfig:
     endpointing: EndpointingConfig = field(default_factory=EndpointingConfig)
     speculative_after_ms: int | None = 160
     hold_ms: int = 0
+    #: Silence that ends a turn both the words and the end-of-turn model call finished;
+    #: None: the turn always waits for ``silence_ms``.
+    early_silence_ms: int | None = None
+    #: The end-of-turn model's probability from which a turn counts as complete.
+    complete_threshold: float = 0.5
     barge_in: Literal["pause", "immediate", "off"] = "pause"
     barge_in_onset_ms: int = 64
     barge_in_confirm_ms: int = 1000
@@ -180,6 +191,9 @@ class TurnTaker:
         self._generation = 0
         self._speculative: int | None = None  # generation of the speculative STT in flight
         self._held = False
+        #: The current guess's verdicts: words finished, audio complete (None: not known).
+        self._words_done: bool | None = None
+        self._audio_done: bool | None = None
         self._silence_ms = 0
         self._last_speech_end_ms = 0
         #: The idle timeout is armed by bot audio; where the user's silence after it began.
@@ -205,7 +219,7 @@ class TurnTaker:
         self._endpointer.reset()
         self._state = "idle"
         self._speculative = None
-        self._held = False
+        self._forget_guess()
         self._generation += 1
         return [ResumeBot()] if paused else []
 
@@ -223,7 +237,7 @@ class TurnTaker:
                 actions.append(SpeechStarted(self._overlap_start_ms))
         overlapping = bot_audible and self._state in ("idle", "checking")
         min_speech = cfg.barge_in_onset_ms if overlapping else cfg.endpointing.min_speech_ms
-        silence_needed = cfg.endpointing.silence_ms + (cfg.hold_ms if self._held else 0)
+        silence_needed = self._silence_needed()
         if self._state in ("overlap", "checking"):
             silence_needed = min(silence_needed, 2 * window_ms)  # short speech: decide fast
         event = self._endpointer.process(
@@ -247,6 +261,16 @@ class TurnTaker:
             actions.extend(self._idle(start_ms, start_ms + window_ms, bot_audible))
         return actions
 
+    def _silence_needed(self) -> int:
+        cfg = self.config
+        if cfg.early_silence_ms is not None and self._words_done and self._audio_done:
+            return cfg.early_silence_ms
+        return cfg.endpointing.silence_ms + (cfg.hold_ms if self._held else 0)
+
+    def _forget_guess(self) -> None:
+        self._held = False
+        self._words_done = self._audio_done = None
+
     def _idle(self, start_ms: int, end_ms: int, bot_audible: bool) -> list[Action]:
         """Count the user's silence after the bot's audio ended; fire once it is too long."""
         if bot_audible or self._state != "idle":
@@ -265,7 +289,7 @@ class TurnTaker:
 
     def _speech_started(self, event: SpeechStarted, bot_audible: bool) -> list[Action]:
         cfg = self.config
-        self._held = False
+        self._forget_guess()
         if bot_audible and self._state in ("idle", "checking"):
             if cfg.barge_in == "off":
                 self._endpointer.reset()  # speech over the bot is not a turn
@@ -295,7 +319,7 @@ class TurnTaker:
         if silence == 0:
             if self._speculative is not None:  # the user went on: drop the guess
                 dropped, self._speculative = self._speculative, None
-                self._held = False
+                self._forget_guess()
                 self._generation += 1
                 return [DropSpeculative(dropped)]
             return []
@@ -313,7 +337,7 @@ class TurnTaker:
             return [CheckWords(self._overlap_start_ms, event.audio_end_ms, self._generation)]
         self._state = "idle"
         generation, self._speculative = self._speculative, None
-        self._held = False
+        self._forget_guess()
         return [event, CommitTurn(event.audio_end_ms, generation)]
 
     def _end_monologue(self, end_ms: int) -> list[Action]:
@@ -321,7 +345,7 @@ class TurnTaker:
         self._endpointer.reset()
         self._state = "idle"
         self._speculative = None
-        self._held = False
+        self._forget_guess()
         self._generation += 1
         return [SpeechStopped(end_ms), CommitTurn(end_ms, None)]
 
@@ -341,13 +365,33 @@ class TurnTaker:
         Returns whether the guess is current and sounds finished: if the silence holds,
         the turn will be committed with it, so a reply to it can be prepared now.
         """
-        if generation != self._speculative or self._state != "speech":
+        if not self.is_speculating(generation):
             return False
-        if trails_off(text):
-            if self.config.hold_ms and not self._held:
-                self._held = True
-            return False
-        return bool(normalized_words(text))
+        self._words_done = bool(normalized_words(text)) and not trails_off(text)
+        if not self._words_done and normalized_words(text):
+            self._hold()
+        return self._words_done
+
+    def on_turn_model(self, generation: int, probability: float) -> None:
+        """The end-of-turn model's probability that the guess's turn is complete."""
+        if not self.is_speculating(generation):
+            return
+        self._audio_done = probability >= self.config.complete_threshold
+        if not self._audio_done:
+            self._hold()
+
+    def _hold(self) -> None:
+        if self.config.hold_ms and not self._held:
+            self._held = True
+
+    def end_if_due(self) -> list[Action]:
+        """End the turn now if a verdict that just came made the silence so far enough."""
+        if self._state != "speech" or not self._endpointer.in_speech:
+            return []
+        silence = self._endpointer.silence_ms
+        if silence == 0 or silence < self._silence_needed():
+            return []
+        return self._speech_stopped(self._endpointer.stop())
 
     def is_speculating(self, generation: int) -> bool:
         """Whether speculative ``generation`` is still the guess the turn would commit with."""

@@ -23,7 +23,7 @@ from voice.clock import Clock
 from voice.conversation import Conversation, Item
 from voice.endpointing import SpeechStarted, SpeechStopped
 from voice.inference import ModelBusyError
-from voice.interfaces import SpeechToText
+from voice.interfaces import EndOfTurnModel, SpeechToText
 from voice.listener import Listener
 from voice.protocol import ProtocolError, new_id
 from voice.remote_speech import RemoteSpeechError
@@ -85,8 +85,10 @@ class UserTurns:
         on_guess: Callable[[int, str], None],
         on_actions: Callable[[list[Action]], Awaitable[None]],
         on_transcribed: OnTranscribed,
+        turn_model: EndOfTurnModel | None = None,
     ) -> None:
         self._stt = stt
+        self._turn_model = turn_model
         self._listener = listener
         self._conversation = conversation
         self._events = events
@@ -165,10 +167,17 @@ class UserTurns:
         self._events.speech_stopped(self.pending.item_id, end_ms)
 
     def guess(self, end_ms: int, generation: int) -> None:
-        """Transcribe the turn so far; a finished-sounding result may prepare a reply."""
+        """Transcribe the turn so far; a finished-sounding result may prepare a reply.
+
+        The end-of-turn model hears the same audio meanwhile (on its own thread); the two
+        verdicts together may end the turn early or hold it.
+        """
         self._cancel_jobs()
-        job = self._start(generation, self._listener.turn_audio(end_ms))
+        audio = self._listener.turn_audio(end_ms)
+        job = self._start(generation, audio)
         job.add_done_callback(lambda done: self._guessed(generation, done))
+        if self._turn_model is not None:
+            self._own(self._judge(generation, audio, self._turn_model), f"judge-{generation}")
 
     def drop_guess(self, generation: int) -> None:
         """The user went on: the guess ``generation`` will not be used."""
@@ -249,6 +258,28 @@ class UserTurns:
         text = job.result().text
         if self._listener.guessed(generation, text):
             self._on_guess(generation, text)
+            self._end_if_due()
+
+    async def _judge(self, generation: int, audio: Float32Array, model: EndOfTurnModel) -> None:
+        if not self._listener.is_guessing(generation):
+            return
+        try:
+            probability = await model.complete(audio)
+        except Exception as exc:  # busy or failed: the words alone decide this pause
+            log.warning("end-of-turn model failed: %s", type(exc).__name__)
+            return
+        log.debug("end-of-turn model: %.2f complete (guess %d)", probability, generation)
+        self._listener.judged(generation, probability)
+        self._end_if_due()
+
+    def _end_if_due(self) -> None:
+        """The verdicts so far may have ended the turn: carry that out."""
+        actions = self._listener.end_if_due()
+        if actions:
+            self._own(self._carry_out(actions), "early-end")
+
+    async def _carry_out(self, actions: list[Action]) -> None:
+        await self._on_actions(actions)
 
     async def _words_checked(
         self, generation: int, job: asyncio.Task[Transcript], end_ms: int
