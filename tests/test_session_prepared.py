@@ -7,6 +7,7 @@ of ``tests.fakes`` (scripted, instant), and time is the session's virtual clock.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -163,17 +164,29 @@ async def test_close_while_a_reply_is_prepared_leaves_nothing_running(clip: np.n
     assert not [t for t in recorder.types() if t.startswith("response.")]
 
 
-async def test_a_pause_both_verdicts_call_finished_ends_the_turn_early(clip: np.ndarray) -> None:
+async def test_a_pause_both_verdicts_call_finished_ends_the_turn_early(
+    clip: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="voice.turn_log")
     recorder = Recorder(VirtualClock())
     model = FakeTurnModel(0.9)
     session, llm, clock = make(recorder, turn_model=model, vad_early_silence_ms=256)
+    plan = session._replies.make
+
+    async def slow_plan(*args: Any, **kwargs: Any) -> Any:  # a card and memories to look up
+        await clock.sleep(0.15)
+        return await plan(*args, **kwargs)
+
+    session._replies.make = slow_plan  # type: ignore[method-assign]
     await session.start()
     # 320 ms of silence: past the early end (256), short of the full silence (500 ms).
     await say(session, clock, np.concatenate([silence(300), clip, silence(320)]))
     await recorder.wait_for("response.done")
     assert model.heard and model.heard[0] > len(clip) // 2, "the model heard the turn"
     assert recorder.types().count("input_audio_buffer.committed") == 1
-    assert len(llm.prompts) == 1, "the reply prepared in the pause is the one sent"
+    # The turn ended once the reply planned in the pause was held, and that one was sent.
+    assert len(llm.prompts) == 1
+    assert "prepared=True" in caplog.text
     assert recorder.of("response.done")[0]["response"]["status"] == "completed"
     await session.aclose()
 

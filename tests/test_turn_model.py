@@ -53,7 +53,7 @@ async def test_the_model_runs_on_its_own_thread(model: SmartTurn, speech: dict[s
 
 
 def test_a_missing_model_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(TurnModelError, match="not found: .*nothing.onnx"):
+    with pytest.raises(TurnModelError, match=r"not found: .*nothing\.onnx"):
         SmartTurn(tmp_path / "nothing.onnx")
 
 

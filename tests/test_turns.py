@@ -111,13 +111,18 @@ def test_semantic_hold_ignores_finished_sentences_and_stale_guesses() -> None:
     assert commit_time == 640 + 480
 
 
-def _guessed(line: Timeline, words: str, probability: float | None) -> list[object]:
-    """Give the current guess its words and the end-of-turn model's verdict."""
+def _guessed(
+    line: Timeline, words: str, probability: float | None, *, ready: bool = True
+) -> list[object]:
+    """Give the current guess its words, the end-of-turn model's verdict, and (``ready``)
+    say its reply is held."""
     _, speculative = line.first(StartSpeculative)
     assert isinstance(speculative, StartSpeculative)
     line.turns.on_speculative(speculative.generation, words)
     if probability is not None:
         line.turns.on_turn_model(speculative.generation, probability)
+    if ready:
+        line.turns.on_ready(speculative.generation)
     actions = line.turns.end_if_due()
     line.log += [(line.now, action) for action in actions]
     return actions
@@ -147,19 +152,25 @@ def test_verdicts_that_come_after_the_early_silence_end_the_turn_at_once() -> No
 
 
 @pytest.mark.parametrize(
-    ("words", "probability"),
-    [("So then I went to the", 0.9), ("I like the sea.", 0.2), ("I like the sea.", None)],
-    ids=["words trail off", "model hears more to come", "no model verdict"],
+    ("words", "probability", "ready", "held"),
+    [
+        ("So then I went to the", 0.9, True, True),
+        ("I like the sea.", 0.2, True, True),
+        ("I like the sea.", None, True, False),
+        ("I like the sea.", 0.9, False, False),
+    ],
+    ids=["words trail off", "model hears more to come", "no model verdict", "reply not held"],
 )
-def test_no_early_end_unless_both_call_it_finished(words: str, probability: float | None) -> None:
+def test_no_early_end_unless_both_call_it_finished_and_the_reply_is_held(
+    words: str, probability: float | None, ready: bool, held: bool
+) -> None:
     line = Timeline(speculative_after_ms=96, hold_ms=640, early_silence_ms=192)
     line.feed(0.9, 640)
     line.feed(0.0, 128)
-    _guessed(line, words, probability)
+    _guessed(line, words, probability, ready=ready)
     line.feed(0.0, 480 + 640 + 64)
     commit_time, _ = line.first(CommitTurn)
-    held = probability is not None  # a verdict of "unfinished" holds; no verdict does not
-    assert commit_time == 640 + 480 + (640 if held else 0)
+    assert commit_time == 640 + 480 + (640 if held else 0)  # only "unfinished" holds
 
 
 def test_verdicts_of_a_guess_the_user_talked_past_are_ignored() -> None:

@@ -138,14 +138,17 @@ class Floor:
         while self.output.played_ms() < self.output.sent_ms():
             await self._clock.sleep(0.05)
 
-    def prepare(self, build: BuildPlan) -> None:
+    def prepare(self, build: BuildPlan) -> asyncio.Task[None]:
         """Prepare the reply ``build`` works out, held until :meth:`reply` asks for it.
 
-        It replaces any reply prepared or being prepared before.
+        It replaces any reply prepared or being prepared before. The task returned is done
+        once the reply is held (or was not wanted): a turn must not end before that, or its
+        reply is made afresh.
         """
         if self._preparing is not None:
             self._preparing.cancel()
         self._preparing = asyncio.create_task(self._prepare(build), name="prepare-reply")
+        return self._preparing
 
     async def _prepare(self, build: BuildPlan) -> None:
         await self._prepared.discard()

@@ -142,6 +142,11 @@ class Listener:
         if self._turns is not None:
             self._turns.on_turn_model(generation, probability)
 
+    def ready(self, generation: int) -> None:
+        """The reply to guess ``generation`` is held (or none is made ahead)."""
+        if self._turns is not None:
+            self._turns.on_ready(generation)
+
     def end_if_due(self) -> list[Action]:
         """End the turn now if the verdicts so far make the silence enough."""
         return self._turns.end_if_due() if self._turns is not None else []

@@ -14,6 +14,7 @@ Everything the session starts, it stops in :meth:`RealtimeSession.aclose`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from functools import partial
@@ -288,11 +289,13 @@ class RealtimeSession:
         plan, _ = await self._replies.make(script=text)
         await self._floor.say_to_end(plan)
 
-    def _guessed(self, generation: int, text: str) -> None:
+    def _guessed(self, generation: int, text: str) -> asyncio.Task[None] | None:
         """The turn's guess sounds finished: prepare its reply during the rest of the pause."""
-        if self._may_prepare(generation):
-            guess = Item(new_id("item"), "user", text=text, from_audio=True)
-            self._floor.prepare(self._replies.ahead(guess, partial(self._may_prepare, generation)))
+        if not self._may_prepare(generation):
+            return None
+        guess = Item(new_id("item"), "user", text=text, from_audio=True)
+        build = self._replies.ahead(guess, partial(self._may_prepare, generation))
+        return self._floor.prepare(build)  # the turn ends no earlier than it is held
 
     def _may_prepare(self, generation: int) -> bool:
         """Whether a reply to guess ``generation`` of the turn may be made before it ends."""

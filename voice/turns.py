@@ -20,7 +20,8 @@ Policies, each configurable in :class:`TurnConfig`:
 * **Early end.** With ``early_silence_ms``, a pause whose guess sounds finished to both
   (the words do not trail off and the model's probability of a complete turn reaches
   ``complete_threshold``) ends the turn after that much silence instead of
-  ``silence_ms``; the prepared reply is then released that much sooner.
+  ``silence_ms``, once the caller is ready to answer it (:meth:`TurnTaker.on_ready`: its
+  prepared reply is held); that reply is then released that much sooner.
 * **Barge-in** (``barge_in="pause"``, the default). Speech while the bot is audible first
   pauses the bot (:class:`PauseBot`, after ``barge_in_onset_ms``). Speech that goes on for
   ``barge_in_confirm_ms`` interrupts (:class:`InterruptBot`). Shorter speech is
@@ -194,6 +195,8 @@ class TurnTaker:
         #: The current guess's verdicts: words finished, audio complete (None: not known).
         self._words_done: bool | None = None
         self._audio_done: bool | None = None
+        #: The caller is ready to answer the guess (its reply is held): it may end early.
+        self._ready = False
         self._silence_ms = 0
         self._last_speech_end_ms = 0
         #: The idle timeout is armed by bot audio; where the user's silence after it began.
@@ -263,13 +266,15 @@ class TurnTaker:
 
     def _silence_needed(self) -> int:
         cfg = self.config
-        if cfg.early_silence_ms is not None and self._words_done and self._audio_done:
+        early = self._words_done and self._audio_done and self._ready
+        if cfg.early_silence_ms is not None and early:
             return cfg.early_silence_ms
         return cfg.endpointing.silence_ms + (cfg.hold_ms if self._held else 0)
 
     def _forget_guess(self) -> None:
         self._held = False
         self._words_done = self._audio_done = None
+        self._ready = False
 
     def _idle(self, start_ms: int, end_ms: int, bot_audible: bool) -> list[Action]:
         """Count the user's silence after the bot's audio ended; fire once it is too long."""
@@ -379,6 +384,12 @@ class TurnTaker:
         self._audio_done = probability >= self.config.complete_threshold
         if not self._audio_done:
             self._hold()
+
+    def on_ready(self, generation: int) -> None:
+        """The caller can answer guess ``generation`` at once (its reply is prepared, or
+        none is made ahead): only then may it end the turn early."""
+        if self.is_speculating(generation):
+            self._ready = True
 
     def _hold(self) -> None:
         if self.config.hold_ms and not self._held:

@@ -82,7 +82,7 @@ class UserTurns:
         events: ServerEvents,
         clock: Clock,
         *,
-        on_guess: Callable[[int, str], None],
+        on_guess: Callable[[int, str], asyncio.Task[None] | None],
         on_actions: Callable[[list[Action]], Awaitable[None]],
         on_transcribed: OnTranscribed,
         turn_model: EndOfTurnModel | None = None,
@@ -257,8 +257,15 @@ class UserTurns:
             return
         text = job.result().text
         if self._listener.guessed(generation, text):
-            self._on_guess(generation, text)
-            self._end_if_due()
+            preparing = self._on_guess(generation, text)
+            if preparing is None:
+                self._ready(generation)
+            else:  # a turn ended while its reply is planned would be answered afresh
+                preparing.add_done_callback(lambda _: self._ready(generation))
+
+    def _ready(self, generation: int) -> None:
+        self._listener.ready(generation)
+        self._end_if_due()
 
     async def _judge(self, generation: int, audio: Float32Array, model: EndOfTurnModel) -> None:
         if not self._listener.is_guessing(generation):
