@@ -55,14 +55,30 @@ def clip(speech: dict[str, Clip]) -> np.ndarray:
 
 async def test_semantic_vad_is_accepted_and_its_eagerness_sets_the_wait() -> None:
     session, recorder, _ = make()
-    for eagerness, silence_ms in (("low", 900), ("medium", 500), ("high", 300)):
+    for eagerness, silence_ms, early in (
+        ("low", 900, None),
+        ("medium", 500, None),
+        ("high", 300, 240),
+    ):
         detection = {"type": "semantic_vad", "eagerness": eagerness}
         await update(session, audio={"input": {"turn_detection": detection}})
         echoed = recorder.of("session.updated")[-1]["session"]["audio"]["input"]
         assert echoed["turn_detection"]["eagerness"] == eagerness
         turns = session.config.turn_config(Settings(), notice_at_pause=True)
         assert turns is not None and turns.endpointing.silence_ms == silence_ms
+        assert turns.complete_threshold == 0.5, "semantic_vad asks the end-of-turn model"
+        assert turns.early_silence_ms == early
+        off = session.config.turn_config(Settings(turn_model="off"), notice_at_pause=True)
+        assert off is not None and off.complete_threshold is off.early_silence_ms is None
     assert not recorder.of("error")
+
+
+async def test_server_vad_ends_turns_on_its_silence_alone() -> None:
+    session, _, _ = make()
+    await update(session, audio={"input": {"turn_detection": {"type": "server_vad"}}})
+    turns = session.config.turn_config(Settings(vad_early_silence_ms=200), notice_at_pause=True)
+    assert turns is not None and turns.endpointing.silence_ms == 500
+    assert turns.complete_threshold is None and turns.early_silence_ms is None
 
 
 async def test_voices_by_alias_and_by_id_name_the_preset_used() -> None:

@@ -60,6 +60,13 @@ def make(
     return session, llm, recorder.clock
 
 
+async def semantic_vad(session: RealtimeSession, eagerness: str = "auto") -> None:
+    """Turn detection that asks the end-of-turn model (server_vad does not)."""
+    detection = {"type": "semantic_vad", "eagerness": eagerness}
+    update = {"type": "realtime", "audio": {"input": {"turn_detection": detection}}}
+    await session.handle_text(json.dumps({"type": "session.update", "session": update}))
+
+
 async def say(session: RealtimeSession, clock: VirtualClock, audio: np.ndarray) -> None:
     """Stream 16 kHz audio in 40 ms chunks, in real time on the virtual clock."""
     for start in range(0, len(audio), CHUNK):
@@ -179,6 +186,7 @@ async def test_a_pause_both_verdicts_call_finished_ends_the_turn_early(
 
     session._replies.make = slow_plan  # type: ignore[method-assign]
     await session.start()
+    await semantic_vad(session)
     # 320 ms of silence: past the early end (256), short of the full silence (500 ms).
     await say(session, clock, np.concatenate([silence(300), clip, silence(320)]))
     await recorder.wait_for("response.done")
@@ -199,10 +207,24 @@ async def test_no_early_end_without_the_models_word(
     model = None if probability is None else FakeTurnModel(probability)
     session, _, clock = make(recorder, turn_model=model, vad_early_silence_ms=256)
     await session.start()
+    await semantic_vad(session)
     await say(session, clock, np.concatenate([silence(300), clip, silence(700)]))
     committed = "input_audio_buffer.committed" in recorder.types()
     # Without a model the usual 500 ms end the turn; an "unfinished" verdict holds it on.
     assert committed == (probability is None)
     await say(session, clock, silence(600))
     assert "input_audio_buffer.committed" in recorder.types()
+    await session.aclose()
+
+
+async def test_server_vad_does_not_ask_the_end_of_turn_model(clip: np.ndarray) -> None:
+    """The default server_vad ends a turn on its silence, as the client asked; the model
+    (which would hold this turn) is not even run."""
+    recorder = Recorder(VirtualClock())
+    model = FakeTurnModel(0.1)
+    session, _, clock = make(recorder, turn_model=model, vad_early_silence_ms=256)
+    await session.start()
+    await say(session, clock, np.concatenate([silence(300), clip, silence(700)]))
+    assert "input_audio_buffer.committed" in recorder.types()
+    assert model.heard == []
     await session.aclose()

@@ -66,7 +66,8 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def early_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server whose turns need 3 s of silence, unless the words and the model agree."""
+    """A server whose turns need 3 s of silence, unless the words and the model agree
+    (under semantic_vad, whose default eagerness keeps the server's silence)."""
     running = start_server(
         tmp_path_factory.mktemp("early"), VOICE_VAD_SILENCE_MS="3000",
         VOICE_VAD_EARLY_SILENCE_MS="240",
@@ -88,6 +89,13 @@ async def test_the_server_ends_a_finished_turn_early(
     early: bool,
 ) -> None:
     async with realtime(early_server.ws_base, early_server.api_key) as log:
+        await log.connection.session.update(
+            session={
+                "type": "realtime",
+                "audio": {"input": {"turn_detection": {"type": "semantic_vad"}}},
+            }
+        )
+        await log.wait_for("session.updated")
         said = np.concatenate([silence(0.3), speech_of(speech[clip], seconds)])
         await stream_audio(log.connection, said)
         await stream_audio(log.connection, silence(1.0))  # 1.2 s of silence in all, < 3 s

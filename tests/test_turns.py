@@ -129,7 +129,9 @@ def _guessed(
 
 
 def test_a_turn_both_verdicts_call_finished_ends_after_the_early_silence() -> None:
-    line = Timeline(speculative_after_ms=96, hold_ms=640, early_silence_ms=192)
+    line = Timeline(
+        speculative_after_ms=96, hold_ms=640, early_silence_ms=192, complete_threshold=0.5
+    )
     line.feed(0.9, 640)
     line.feed(0.0, 128)
     assert _guessed(line, "I like the sea.", 0.9) == []  # 128 ms of silence: not yet
@@ -140,7 +142,7 @@ def test_a_turn_both_verdicts_call_finished_ends_after_the_early_silence() -> No
 
 
 def test_verdicts_that_come_after_the_early_silence_end_the_turn_at_once() -> None:
-    line = Timeline(speculative_after_ms=96, early_silence_ms=192)
+    line = Timeline(speculative_after_ms=96, early_silence_ms=192, complete_threshold=0.5)
     line.feed(0.9, 640)
     line.feed(0.0, 256)
     assert not any(isinstance(a, CommitTurn) for a in line.actions())
@@ -164,7 +166,9 @@ def test_verdicts_that_come_after_the_early_silence_end_the_turn_at_once() -> No
 def test_no_early_end_unless_both_call_it_finished_and_the_reply_is_held(
     words: str, probability: float | None, ready: bool, held: bool
 ) -> None:
-    line = Timeline(speculative_after_ms=96, hold_ms=640, early_silence_ms=192)
+    line = Timeline(
+        speculative_after_ms=96, hold_ms=640, early_silence_ms=192, complete_threshold=0.5
+    )
     line.feed(0.9, 640)
     line.feed(0.0, 128)
     _guessed(line, words, probability, ready=ready)
@@ -173,8 +177,24 @@ def test_no_early_end_unless_both_call_it_finished_and_the_reply_is_held(
     assert commit_time == 640 + 480 + (640 if held else 0)  # only "unfinished" holds
 
 
-def test_verdicts_of_a_guess_the_user_talked_past_are_ignored() -> None:
+@pytest.mark.parametrize("probability", [0.1, 0.99])
+def test_without_a_threshold_the_model_verdict_neither_holds_nor_ends_early(
+    probability: float,
+) -> None:
+    """server_vad: the silence alone ends the turn, whatever the model would say."""
     line = Timeline(speculative_after_ms=96, hold_ms=640, early_silence_ms=192)
+    line.feed(0.9, 640)
+    line.feed(0.0, 128)
+    assert _guessed(line, "I like the sea.", probability) == []
+    line.feed(0.0, 480)
+    commit_time, _ = line.first(CommitTurn)
+    assert commit_time == 640 + 480
+
+
+def test_verdicts_of_a_guess_the_user_talked_past_are_ignored() -> None:
+    line = Timeline(
+        speculative_after_ms=96, hold_ms=640, early_silence_ms=192, complete_threshold=0.5
+    )
     line.feed(0.9, 640)
     line.feed(0.0, 128)
     _, first = line.first(StartSpeculative)

@@ -77,8 +77,9 @@ class SpeechSettings(BaseModel):
     )
     turn_model: Literal["smart-turn", "off"] = Field(
         "smart-turn",
-        description="End-of-turn model on the audio of each pause (Smart Turn v3.2 from the "
-        "pipecat-ai wheel, see requirements-models.txt): a pause it hears as unfinished gets "
+        description="End-of-turn model on the audio of each pause of a semantic_vad session "
+        "(Smart Turn v3.2 from the pipecat-ai wheel, see requirements-models.txt; server_vad "
+        "ends turns on silence): a pause it hears as unfinished gets "
         "the semantic hold, and with vad_early_silence_ms a pause it and the words call "
         "finished ends the turn early. 'off': the words alone decide.",
     )
@@ -95,7 +96,8 @@ class SpeechSettings(BaseModel):
         0,
         ge=0,
         le=5000,
-        description="Silence that ends a turn whose speculative words sound finished and "
+        description="semantic_vad: silence that ends a turn whose speculative words sound "
+        "finished and "
         "that the end-of-turn model hears as complete (the prepared reply goes out that much "
         "sooner; a user who only paused is answered more often); 0: off, every turn waits "
         "for vad_silence_ms. semantic_vad eagerness 'high' sets it when it is 0.",

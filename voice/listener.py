@@ -137,6 +137,11 @@ class Listener:
         """A speculative transcript: whether it is current and sounds finished."""
         return self._turns is not None and self._turns.on_speculative(generation, text)
 
+    @property
+    def asks_turn_model(self) -> bool:
+        """Whether the end-of-turn model's verdict on a guess counts (``semantic_vad``)."""
+        return self._turns is not None and self._turns.config.complete_threshold is not None
+
     def judged(self, generation: int, probability: float) -> None:
         """The end-of-turn model's verdict on guess ``generation``."""
         if self._turns is not None:

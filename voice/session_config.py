@@ -141,14 +141,19 @@ class SessionConfig:
             return None
         silence, hold = settings.vad_silence_ms, settings.vad_hold_ms
         threshold, idle_ms = settings.vad_threshold, None
-        early = settings.vad_early_silence_ms or None
+        # The end-of-turn model (and the early end it allows) is semantic_vad's; server_vad
+        # ends a turn on its silence alone, as the client asked.
+        complete, early = None, None
         if isinstance(vad, SemanticVad):
             factor = EAGERNESS[vad.eagerness or "auto"]
             silence, hold = round(silence * factor), round(hold * factor)
-            if vad.eagerness == "high":
-                early = early or EAGER_EARLY_SILENCE_MS
-            elif vad.eagerness == "low":
-                early = None
+            if settings.turn_model != "off":
+                complete = settings.turn_complete_threshold
+                early = settings.vad_early_silence_ms or None
+                if vad.eagerness == "high":
+                    early = early or EAGER_EARLY_SILENCE_MS
+                elif vad.eagerness == "low":
+                    early = None
         else:
             silence = vad.silence_duration_ms or silence
             threshold = vad.threshold or threshold
@@ -159,8 +164,8 @@ class SessionConfig:
             ),
             speculative_after_ms=settings.vad_speculative_after_ms or None,
             hold_ms=hold,
-            early_silence_ms=early if settings.turn_model != "off" else None,
-            complete_threshold=settings.turn_complete_threshold,
+            early_silence_ms=early,
+            complete_threshold=complete,
             barge_in=settings.barge_in if self.interrupts else "off",
             barge_in_onset_ms=settings.barge_in_onset_ms,
             barge_in_confirm_ms=settings.barge_in_confirm_ms,

@@ -15,8 +15,8 @@ Policies, each configurable in :class:`TurnConfig`:
   the session prepare the reply during the rest of the silence.
 * **Semantic hold.** If the speculative transcript trails off ("and then I…", "so um"),
   or the end-of-turn model (:meth:`TurnTaker.on_turn_model`, on the audio of the same
-  guess) hears an unfinished turn, the silence needed is extended by ``hold_ms`` once per
-  pause.
+  guess; asked only with a ``complete_threshold``) hears an unfinished turn, the silence
+  needed is extended by ``hold_ms`` once per pause.
 * **Early end.** With ``early_silence_ms``, a pause whose guess sounds finished to both
   (the words do not trail off and the model's probability of a complete turn reaches
   ``complete_threshold``) ends the turn after that much silence instead of
@@ -143,8 +143,9 @@ class TurnConfig:
     #: Silence that ends a turn both the words and the end-of-turn model call finished;
     #: None: the turn always waits for ``silence_ms``.
     early_silence_ms: int | None = None
-    #: The end-of-turn model's probability from which a turn counts as complete.
-    complete_threshold: float = 0.5
+    #: The end-of-turn model's probability from which a turn counts as complete; None:
+    #: no model is asked (``server_vad``: the silence alone ends a turn).
+    complete_threshold: float | None = None
     barge_in: Literal["pause", "immediate", "off"] = "pause"
     barge_in_onset_ms: int = 64
     barge_in_confirm_ms: int = 1000
@@ -379,9 +380,10 @@ class TurnTaker:
 
     def on_turn_model(self, generation: int, probability: float) -> None:
         """The end-of-turn model's probability that the guess's turn is complete."""
-        if not self.is_speculating(generation):
+        threshold = self.config.complete_threshold
+        if threshold is None or not self.is_speculating(generation):
             return
-        self._audio_done = probability >= self.config.complete_threshold
+        self._audio_done = probability >= threshold
         if not self._audio_done:
             self._hold()
 

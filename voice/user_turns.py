@@ -169,14 +169,14 @@ class UserTurns:
     def guess(self, end_ms: int, generation: int) -> None:
         """Transcribe the turn so far; a finished-sounding result may prepare a reply.
 
-        The end-of-turn model hears the same audio meanwhile (on its own thread); the two
-        verdicts together may end the turn early or hold it.
+        Under ``semantic_vad`` the end-of-turn model hears the same audio meanwhile (on its
+        own thread); the two verdicts together may end the turn early or hold it.
         """
         self._cancel_jobs()
         audio = self._listener.turn_audio(end_ms)
         job = self._start(generation, audio)
         job.add_done_callback(lambda done: self._guessed(generation, done))
-        if self._turn_model is not None:
+        if self._turn_model is not None and self._listener.asks_turn_model:
             self._own(self._judge(generation, audio, self._turn_model), f"judge-{generation}")
 
     def drop_guess(self, generation: int) -> None:
