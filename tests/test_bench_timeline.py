@@ -25,6 +25,7 @@ from voice.bench.report import (
 from voice.bench.stats import Comparison, compare_medians, percentile, summarize
 from voice.bench.timeline import (
     AUDIO_DELTA,
+    COMMITTED,
     ERROR,
     REPLY_TEXT_DONE,
     RESPONSE_CREATED,
@@ -55,6 +56,7 @@ def spoken_turn(
         Observation("session.created", t0 - 5),
         Observation(SPEECH_STARTED, t0 - 2, item_id=item),
         Observation(SPEECH_STOPPED, t0 + 0.55, item_id=item),
+        Observation(COMMITTED, t0 + 0.55, item_id=item),
         Observation(TRANSCRIBED, t0 + 0.8, item_id=item, text="He was not an ill-disposed man"),
         Observation(RESPONSE_CREATED, t0 + 0.81, response_id=response),
         Observation(TEXT_DELTA, t0 + 1.2, item_id="item_2", response_id=response),
@@ -95,7 +97,7 @@ def test_complete_turn_stages_are_measured_from_the_end_of_speech() -> None:
 
 
 def test_missing_stages_are_none_and_the_turn_is_incomplete() -> None:
-    observations = spoken_turn()[:4]  # transcribed, but no response ever came
+    observations = spoken_turn()[:5]  # transcribed, but no response ever came
     turn = turn_from_observations("clip", 0, T0, observations)
     stages = turn.stages_ms()
     assert stages["transcribed"] == pytest.approx(800.0)
@@ -114,6 +116,7 @@ def test_no_speech_stopped_leaves_every_stage_missing() -> None:
 def test_a_clip_split_into_two_user_turns_measures_the_last_one() -> None:
     first = [
         Observation(SPEECH_STOPPED, T0 - 1.0, item_id="item_a"),
+        Observation(COMMITTED, T0 - 1.0, item_id="item_a"),
         Observation(TRANSCRIBED, T0 - 0.5, item_id="item_a", text="first half"),
         Observation(RESPONSE_CREATED, T0 - 0.49, response_id="resp_a"),
         Observation(AUDIO_DELTA, T0 - 0.2, response_id="resp_a"),
@@ -127,6 +130,18 @@ def test_a_clip_split_into_two_user_turns_measures_the_last_one() -> None:
     assert turn.speech_stopped == T0 + 0.55
     assert turn.first_audio == T0 + 1.25  # not the first half's reply
     assert turn.status == "completed"
+
+
+def test_speech_over_the_bot_that_was_no_turn_is_not_measured() -> None:
+    """The user spoke over the reply and it went on (a backchannel, or words heard as
+    noise): that speech started and stopped, but was never committed."""
+    observations = spoken_turn()
+    observations.insert(7, Observation(SPEECH_STARTED, T0 + 1.3, item_id="item_3"))
+    observations.insert(8, Observation(SPEECH_STOPPED, T0 + 1.5, item_id="item_3"))
+    turn = turn_from_observations("clip", 0, T0, observations)
+    assert turn.user_turns == 1
+    assert turn.speech_stopped == T0 + 0.55
+    assert turn.done == T0 + 1.71 and turn.status == "completed"
 
 
 def test_events_of_other_responses_are_ignored() -> None:

@@ -18,6 +18,7 @@ from voice.bench.wer import word_count, word_error_rate
 # Server event types the bench looks at.
 SPEECH_STARTED = "input_audio_buffer.speech_started"
 SPEECH_STOPPED = "input_audio_buffer.speech_stopped"
+COMMITTED = "input_audio_buffer.committed"
 TRANSCRIBED = "conversation.item.input_audio_transcription.completed"
 RESPONSE_CREATED = "response.created"
 TEXT_DELTA = "response.output_audio_transcript.delta"
@@ -172,12 +173,18 @@ def turn_from_observations(
 
     The server may split a clip into several user turns (a long pause inside it); the
     turn that ends with the clip's end of speech is the last one, so the last
-    ``speech_stopped`` is measured. Its response is the first one created after its
-    transcription. ``reference`` (the clip's known transcript) gives the word error rate
-    of all the clip's user turns' transcripts, joined in order.
+    ``speech_stopped`` whose item was committed is measured (speech over the bot that
+    did not interrupt it also stops, but is no turn). Its response is the first one
+    created after its transcription. ``reference`` (the clip's known transcript) gives
+    the word error rate of all the clip's user turns' transcripts, joined in order.
     """
     turn = TurnTimeline(clip, call, t0, transport, errors=_errors(observations))
-    stops = [(i, o) for i, o in enumerate(observations) if o.type == SPEECH_STOPPED]
+    committed = {o.item_id for o in observations if o.type == COMMITTED}
+    stops = [
+        (i, o)
+        for i, o in enumerate(observations)
+        if o.type == SPEECH_STOPPED and o.item_id in committed
+    ]
     turn.user_turns = len(stops)
     if not stops:
         return turn
