@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import Clip
 from tests.fakes import FakeEngines, FakeLLM, FakeSTT, Recorder, VirtualClock
 from tests.test_session_fakes import user_text
-from tests.test_session_prepared import CLIP, say, silence
+from tests.test_session_prepared import CLIP, say, silence, update
 from voice.audio import float_to_pcm16, resample
 from voice.config import Settings
 from voice.session import RealtimeSession
@@ -33,12 +33,6 @@ def make(
     recorder = Recorder(VirtualClock())
     config = Settings(instructions="Be brief.", prepare_reply=False, **settings)
     return RealtimeSession(engines, config, recorder.send, recorder.clock), recorder, engines
-
-
-async def update(session: RealtimeSession, **fields: Any) -> None:
-    await session.handle_text(
-        json.dumps({"type": "session.update", "session": {"type": "realtime", **fields}})
-    )
 
 
 def pcm24(samples16: np.ndarray) -> str:

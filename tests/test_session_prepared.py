@@ -60,11 +60,17 @@ def make(
     return session, llm, recorder.clock
 
 
+async def update(session: RealtimeSession, **fields: Any) -> None:
+    """A client's ``session.update`` with these session fields."""
+    await session.handle_text(
+        json.dumps({"type": "session.update", "session": {"type": "realtime", **fields}})
+    )
+
+
 async def semantic_vad(session: RealtimeSession, eagerness: str = "auto") -> None:
     """Turn detection that asks the end-of-turn model (server_vad does not)."""
     detection = {"type": "semantic_vad", "eagerness": eagerness}
-    update = {"type": "realtime", "audio": {"input": {"turn_detection": detection}}}
-    await session.handle_text(json.dumps({"type": "session.update", "session": update}))
+    await update(session, audio={"input": {"turn_detection": detection}})
 
 
 async def say(session: RealtimeSession, clock: VirtualClock, audio: np.ndarray) -> None:
