@@ -190,4 +190,4 @@ async def test_barge_in_stops_audio_and_truncates_history(
         answer = await log.wait_for(
             "response.done", lambda e: e.response.id != response_id, timeout=90
         )
-        assert answer.response.status == "completed"
+        assert_answered(answer.response)  # after a story, the answer may reach the token limit
