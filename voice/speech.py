@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from voice.audio import Float32Array, StreamResampler
 from voice.chunking import SentenceChunker
 from voice.clock import Clock
-from voice.delivery import plan_speech, plan_transcript
+from voice.delivery import Segment, plan_speech, plan_transcript
+from voice.inference import Priority, at_priority
 from voice.playout import AudioOutput
-from voice.tts import stream_plan
+from voice.tts import TTSEngine, stream_plan
 from voice.voices import Voice
 
 #: Text chunks waiting for synthesis; when full, reading from the LLM pauses (backpressure).
@@ -94,18 +95,26 @@ class Speaker:
             plan = plan_speech(chunk, delivery)
             # A remote voice streams a chunk in pieces: its words go with the first one.
             words = plan_transcript(plan)
-            async with contextlib.aclosing(stream_plan(tts, plan)) as pieces:
-                async for piece in pieces:
-                    samples = resampler.process(piece)
-                    if not samples.size:
-                        continue
-                    if self._timings.first_synthesized is None:
-                        self._timings.first_synthesized = self._clock.now()
-                    await self._send(words, samples)
-                    words = ""
+            # The first clause is what the user waits for; later ones have it as slack.
+            first = self._timings.first_synthesized is None
+            with at_priority(Priority.NOW if first else Priority.SOON):
+                await self._speak_plan(tts, plan, words, resampler)
         tail = resampler.flush()
         if tail.size:
             await self._send("", tail)
+
+    async def _speak_plan(
+        self, tts: TTSEngine, plan: list[Segment], words: str, resampler: StreamResampler
+    ) -> None:
+        async with contextlib.aclosing(stream_plan(tts, plan)) as pieces:
+            async for piece in pieces:
+                samples = resampler.process(piece)
+                if not samples.size:
+                    continue
+                if self._timings.first_synthesized is None:
+                    self._timings.first_synthesized = self._clock.now()
+                await self._send(words, samples)
+                words = ""
 
     async def _send(self, text: str, samples: Float32Array) -> None:
         await self._spoken(text, len(samples) * 1000 / self._output.sample_rate)

@@ -22,7 +22,7 @@ from voice.audio import Float32Array
 from voice.clock import Clock
 from voice.conversation import Conversation, Item
 from voice.endpointing import SpeechStarted, SpeechStopped
-from voice.inference import ModelBusyError
+from voice.inference import ModelBusyError, Priority, at_priority
 from voice.interfaces import EndOfTurnModel, SpeechToText
 from voice.listener import Listener
 from voice.protocol import ProtocolError, new_id
@@ -240,9 +240,10 @@ class UserTurns:
         return SttOptions(language=wanted.language, prompt=wanted.prompt)
 
     def _start(self, generation: int, audio: Float32Array) -> asyncio.Task[Transcript]:
-        job = asyncio.create_task(
-            self._stt.transcribe(audio, self._options()), name=f"stt-{generation}"
-        )
+        with at_priority(Priority.NOW):  # the task waits for the model at it
+            job = asyncio.create_task(
+                self._stt.transcribe(audio, self._options()), name=f"stt-{generation}"
+            )
         self._jobs[generation] = job
         return job
 
@@ -342,7 +343,8 @@ class UserTurns:
             return transcript
         report = self.transcription is not None
         try:
-            return await self._stt.transcribe(audio, self._options())
+            with at_priority(Priority.NOW):
+                return await self._stt.transcribe(audio, self._options())
         except ModelBusyError as exc:
             item.status = "incomplete"
             if report:
