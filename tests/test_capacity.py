@@ -154,3 +154,22 @@ async def test_process_stats_of_this_process(tmp_path: Path) -> None:
         assert stats["open_fds"] and stats["threads"]
     missing = process_stats(tmp_path / "no-proc")
     assert missing["rss_bytes"] is None and missing["open_fds"] is None
+
+
+async def test_a_call_at_the_limit_waits_briefly_for_a_closing_call_to_release_its_slot() -> None:
+    capacity = Capacity(max_sessions=3, max_per_user=1)
+    closing = admitted(capacity.admit("alice"))
+    asyncio.get_running_loop().call_later(0.05, closing.release)
+    assert isinstance(await capacity.admit_within("alice", 5.0), Slot)
+
+
+async def test_a_call_at_the_limit_is_refused_when_no_slot_is_released_in_time() -> None:
+    capacity = Capacity(max_sessions=3, max_per_user=1)
+    admitted(capacity.admit("alice"))
+    other = admitted(capacity.admit("bob"))
+    asyncio.get_running_loop().call_later(0.01, other.release)  # not one of hers
+    refusal = await capacity.admit_within("alice", 0.1)
+    assert isinstance(refusal, Refusal) and refusal.code == "too_many_sessions"
+    capacity.close()
+    shut = await capacity.admit_within("carol", 5.0)  # no wait when shutting down
+    assert isinstance(shut, Refusal) and shut.code == "server_shutting_down"

@@ -6,6 +6,11 @@ session is made until it has ended; a call beyond a limit is refused at once, wi
 starts for it. Refusing is better than admitting: every call on a 2-core server slows
 when one more starts talking.
 
+A call that has just hung up still holds its slot for the moment its session takes to
+close, so a client that ends a call and at once starts the next one (a page reload, a
+benchmark's next turn) would be refused: :meth:`Capacity.admit_within` waits a short
+while for a slot to be released before it refuses.
+
 When the server is shutting down (:meth:`Capacity.close`), every new call is refused with
 ``server_shutting_down``. No I/O here; :attr:`Capacity.idle` is set while no slot is held,
 for the shutdown to wait on.
@@ -51,6 +56,26 @@ class Capacity:
         #: Set while no slot is held.
         self.idle = asyncio.Event()
         self.idle.set()
+        #: Set (and replaced) on each release: a waiting admission tries again.
+        self._released = asyncio.Event()
+
+    async def admit_within(self, user: str, wait_s: float) -> Slot | Refusal:
+        """:meth:`admit`, but a call refused for a limit waits up to ``wait_s`` for a slot
+        to be released (a closing call's) and is then admitted or refused."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            verdict = self.admit(user)
+            remaining = deadline - loop.time()
+            if not isinstance(verdict, Refusal) or verdict.code == SHUTTING_DOWN:
+                return verdict
+            if remaining <= 0:
+                return verdict
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._released.wait()
+            except TimeoutError:
+                return self.admit(user)
 
     def admit(self, user: str) -> Slot | Refusal:
         """A slot for a new call of ``user``, or why it is refused (503 or 429)."""
@@ -88,3 +113,5 @@ class Capacity:
             del self._per_user[slot.user]
         if self.in_use == 0:
             self.idle.set()
+        released, self._released = self._released, asyncio.Event()
+        released.set()
