@@ -21,8 +21,9 @@ is the continuation; stopped, it leaves no trace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 from openai.types.realtime import RealtimeResponseUsage
@@ -34,7 +35,7 @@ from voice.llm import StreamReport
 from voice.playout import AudioOutput
 from voice.protocol import new_id
 from voice.speech import Speaker, TurnTimings
-from voice.tasks import cancel_and_wait
+from voice.tasks import cancel_and_wait, read_ahead
 from voice.tools import Message, ToolCallDelta, ToolSpec
 from voice.voices import Voice
 from voice.wire import ServerEvents
@@ -313,8 +314,11 @@ class ResponseRun:
         )  # fmt: skip
         failure: BaseException | None = None
         try:
-            async with speaker.speaking(self.with_audio):
-                async for piece in self._pieces():
+            async with (
+                speaker.speaking(self.with_audio),
+                contextlib.aclosing(self._pieces()) as pieces,  # a TTS error closes the stream
+            ):
+                async for piece in pieces:
                     if isinstance(piece, ToolCallDelta):
                         await self._call(piece)
                     elif self.with_audio:
@@ -343,7 +347,7 @@ class ResponseRun:
         self._emit_end(None)
         self._on_end(self)
 
-    async def _pieces(self) -> AsyncIterator[str | ToolCallDelta]:
+    async def _pieces(self) -> AsyncGenerator[str | ToolCallDelta, None]:
         """The reply as it is written: the model's stream, or the script."""
         if self._plan.script is not None:
             yield self._plan.script
@@ -352,10 +356,14 @@ class ResponseRun:
             self._plan.messages, max_tokens=self._plan.max_tokens, report=self.report,
             tools=self._plan.tools,
         )  # fmt: skip
-        async for piece in stream:
-            if self.timings.first_text is None:
-                self.timings.first_text = self._clock.now()
-            yield piece
+        # Read as fast as the model writes: a model server that answers one request at a
+        # time is then not held for the reply's whole playback (the Speaker takes text only
+        # as fast as its audio plays), and other calls' replies do not wait for it.
+        async with contextlib.aclosing(read_ahead(stream, f"llm-{self.id}")) as pieces:
+            async for piece in pieces:
+                if self.timings.first_text is None:
+                    self.timings.first_text = self._clock.now()
+                yield piece
 
     async def _write(self, delta: str) -> None:
         """Text output: each delta goes out as it comes."""
