@@ -1,4 +1,4 @@
-"""The embedded llama.cpp child is restarted when it dies, and never once it is stopped."""
+"""The embedded llama.cpp children are restarted when they die, and never once stopped."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from voice.llm import ChatLLM
+from voice.llm_pool import EmbeddedLlamaPool
 from voice.llm_server import EmbeddedLlamaServer, RestartBackoff, default_gguf_path, describe_exit
 
 # --- the decisions, without processes ----------------------------------------------------
@@ -174,3 +175,58 @@ async def test_a_restart_that_fails_is_tried_again(child: EmbeddedLlamaServer) -
         squatter.close()
     await until(lambda: child.state == "running", timeout=120)
     assert child.restarts == 1 and child.pid not in (None, first)
+
+
+# --- a pool of children -------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+async def test_a_pool_answers_two_requests_at_once_and_restarts_a_dead_child(
+    tmp_path: Path,
+) -> None:
+    pool = EmbeddedLlamaPool(default_gguf_path(), processes=2, threads=1, log_dir=tmp_path)
+    await pool.start()
+    llm = ChatLLM(pool.base_urls, "smollm2", max_tokens=8)
+    try:
+        assert len(set(pool.base_urls)) == 2 and sorted(llama_children()) == sorted(pool.pids)
+        story = [{"role": "user", "content": "Tell me a story."}]
+
+        async def reply() -> str:
+            return "".join([str(piece) async for piece in llm.stream(story)])
+
+        both = await asyncio.gather(reply(), reply())
+        assert all(text.strip() for text in both)
+        # Two requests at once went to the two copies, one each.
+        assert [e["served"] for e in llm.endpoints()] == [1, 1]
+
+        warmed: list[str] = []
+
+        async def warm(base_url: str) -> None:
+            warmed.append(base_url)
+
+        pool.supervise(warm)
+        second = pool.children[1]
+        dead = second.pid
+        assert dead is not None
+        os.kill(dead, signal.SIGKILL)
+        await until(lambda: pool.restarts == 1 and pool.state == "running" and warmed)
+        assert warmed == [second.base_url]
+        status = pool.status()
+        assert status["last_exit"] == "killed by SIGKILL" and status["pid"] == pool.children[0].pid
+        assert [p["restarts"] for p in status["processes"]] == [0, 1]
+        assert (tmp_path / "llm-server-2.log").read_text().count("Uvicorn running") == 2
+        assert (tmp_path / "llm-server-1.log").read_text().count("Uvicorn running") == 1
+    finally:
+        await llm.aclose()
+        await pool.stop()
+    assert pool.state == "stopped" and llama_children() == []
+
+
+@pytest.mark.e2e
+async def test_a_pool_whose_child_cannot_start_stops_the_others(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a model")
+    pool = EmbeddedLlamaPool(broken, processes=2, threads=1, log_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="embedded LLM server exited"):
+        await pool.start(timeout_s=60)
+    assert pool.state == "stopped" and llama_children() == []

