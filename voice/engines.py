@@ -152,6 +152,7 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
                 gguf,
                 processes=settings.llm_processes,
                 threads=settings.llm_threads,
+                batch_threads=settings.llm_batch_threads,
                 context=settings.llm_context,
                 cache_bytes=settings.llm_prompt_cache_mb << 20,
                 log_dir=settings.data_dir,

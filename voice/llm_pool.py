@@ -25,6 +25,7 @@ class EmbeddedLlamaPool:
         *,
         processes: int = 1,
         threads: int = 2,
+        batch_threads: int | None = None,
         context: int = 2048,
         log_dir: Path | None = None,
         cache_bytes: int = 0,
@@ -35,6 +36,7 @@ class EmbeddedLlamaPool:
             EmbeddedLlamaServer(
                 gguf_path,
                 threads=threads,
+                batch_threads=batch_threads,
                 context=context,
                 cache_bytes=cache_bytes,
                 log_path=None if log_dir is None else log_dir / _log_name(i, processes),

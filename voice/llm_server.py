@@ -111,6 +111,7 @@ class EmbeddedLlamaServer:
         gguf_path: Path,
         *,
         threads: int = 2,
+        batch_threads: int | None = None,
         context: int = 2048,
         log_path: Path | None = None,
         cache_bytes: int = 0,
@@ -123,6 +124,8 @@ class EmbeddedLlamaServer:
             raise FileNotFoundError(f"GGUF model not found: {gguf_path}")
         self.gguf_path = gguf_path
         self.threads = threads
+        #: Threads reading a prompt (default: ``threads``); writing the reply uses ``threads``.
+        self.batch_threads = batch_threads or threads
         self.context = context
         self.log_path = log_path
         self.cache_bytes = cache_bytes
@@ -256,7 +259,7 @@ class EmbeddedLlamaServer:
             "--port", str(self.port),
             "--n_ctx", str(self.context),
             "--n_threads", str(self.threads),
-            "--n_threads_batch", str(self.threads),
+            "--n_threads_batch", str(self.batch_threads),
             # Its default ends a streaming reply with [DONE] as soon as another request
             # waits: with several calls, replies were cut mid-sentence. Requests queue.
             "--interrupt_requests", "false",

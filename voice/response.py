@@ -35,7 +35,7 @@ from voice.llm import StreamReport
 from voice.playout import AudioOutput
 from voice.protocol import new_id
 from voice.speech import Speaker, TurnTimings
-from voice.tasks import cancel_and_wait, read_ahead
+from voice.tasks import cancel_and_wait
 from voice.tools import Message, ToolCallDelta, ToolSpec
 from voice.voices import Voice
 from voice.wire import ServerEvents
@@ -356,14 +356,13 @@ class ResponseRun:
             self._plan.messages, max_tokens=self._plan.max_tokens, report=self.report,
             tools=self._plan.tools,
         )  # fmt: skip
-        # Read as fast as the model writes: a model server that answers one request at a
-        # time is then not held for the reply's whole playback (the Speaker takes text only
-        # as fast as its audio plays), and other calls' replies do not wait for it.
-        async with contextlib.aclosing(read_ahead(stream, f"llm-{self.id}")) as pieces:
-            async for piece in pieces:
-                if self.timings.first_text is None:
-                    self.timings.first_text = self._clock.now()
-                yield piece
+        # Read at the speech's pace (the Speaker takes text as fast as its audio plays): on
+        # a busy machine a model writing far ahead took the cores from the other calls'
+        # first clauses. The copy of the model stays held meanwhile (voice.llm_pool).
+        async for piece in stream:
+            if self.timings.first_text is None:
+                self.timings.first_text = self._clock.now()
+            yield piece
 
     async def _write(self, delta: str) -> None:
         """Text output: each delta goes out as it comes."""
