@@ -43,12 +43,12 @@ class CallSettings(BaseModel):
         2, ge=1, description="Threads of each embedded llama.cpp process reading a prompt."
     )
     llm_processes: int = Field(
-        2,
+        1,
         ge=1,
         le=16,
         description="Embedded llama.cpp processes (copies of the model). Each answers one "
-        "request at a time; with several, a call's reply does not wait for another call's "
-        "whole reply. Each request goes to the least busy copy.",
+        "request at a time; each request goes to the least busy copy. More than one is for "
+        "machines with cores to spare: on 2 cores, 2 copies made 4 calls no faster.",
     )
     llm_context: int = Field(2048, ge=256, description="Context size of the embedded server.")
     llm_prompt_cache_mb: int = Field(

@@ -4,6 +4,10 @@ llama-cpp-python's server answers one request at a time: with four calls, each r
 for the other calls' whole replies (5 to 9 s to first audio in the 4-call soak). The pool runs
 ``processes`` children of the same model, each on its own port, supervised on its own;
 :class:`voice.llm_router.EndpointRouter` sends each request to the least busy one.
+
+On the 2-core reference machine one child is the default: a second made 4 benchmark calls
+no faster, and in a 4-minute soak of 4 calls talking without pause it was slower (not
+examined further: the copies share the cores, and each has its own prompt cache).
 """
 
 from __future__ import annotations
