@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -93,55 +94,64 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
     """Load VAD, STT and TTS, and connect to (or start) the LLM; warm its prompt cache."""
     progress = _Progress(total=5 if settings.turn_model == "off" else 6, out=out)
     await progress.run("vad", "loading Silero VAD", lambda: asyncio.to_thread(SileroVadStream))
-    turn_model: SmartTurn | None = None
-    if settings.turn_model != "off":
-        turn_path = settings.turn_model_path or default_turn_model_path()
-        turn_model = await progress.run(
-            "turn",
-            f"loading the end-of-turn model from {turn_path}",
-            lambda: asyncio.to_thread(_named_load, "voice-turn", SmartTurn, turn_path),
-        )
+    # What is loaded is released again (in reverse order) if a later part fails.
+    async with contextlib.AsyncExitStack() as loaded:
+        turn_model: SmartTurn | None = None
+        if settings.turn_model != "off":
+            turn_path = settings.turn_model_path or default_turn_model_path()
+            turn_model = await progress.run(
+                "turn",
+                f"loading the end-of-turn model from {turn_path}",
+                lambda: asyncio.to_thread(_named_load, "voice-turn", SmartTurn, turn_path),
+            )
+            loaded.callback(turn_model.close)
 
-    stt: WhisperSTT | RemoteSTT
-    if settings.stt_base_url:
-        stt = await progress.run(
-            "stt",
-            f"speech recognition at {settings.stt_base_url} (remote; no local Whisper)",
-            lambda: _ready(remote_stt(settings)),
-        )
-    else:
-        stt_path = settings.stt_model_path or default_whisper_path()
-        stt = await progress.run(
-            "stt",
-            f"loading Whisper from {stt_path}",
-            lambda: asyncio.to_thread(
-                _named_load,
-                "voice-stt",
-                WhisperSTT,
-                stt_path,
-                language=settings.stt_language,
-                compute_type=settings.stt_compute_type,
-                threads=settings.stt_threads,
-                window_s=settings.stt_window_s,
-            ),
-        )
+        stt: WhisperSTT | RemoteSTT
+        if settings.stt_base_url:
+            stt = await progress.run(
+                "stt",
+                f"speech recognition at {settings.stt_base_url} (remote; no local Whisper)",
+                lambda: _ready(remote_stt(settings)),
+            )
+        else:
+            stt_path = settings.stt_model_path or default_whisper_path()
+            stt = await progress.run(
+                "stt",
+                f"loading Whisper from {stt_path}",
+                lambda: asyncio.to_thread(
+                    _named_load,
+                    "voice-stt",
+                    WhisperSTT,
+                    stt_path,
+                    language=settings.stt_language,
+                    compute_type=settings.stt_compute_type,
+                    threads=settings.stt_threads,
+                    window_s=settings.stt_window_s,
+                ),
+            )
 
-    # Presets are checked now (a bad one stops the start); the default voice is loaded.
-    voices = VoiceLibrary.from_folder(
-        settings.voices_dir,
-        settings.default_voice,
-        read_rules(settings.delivery_rules_file),
-        threads=settings.tts_threads,
-        remote=remote_voices(settings),
-    )
-    voices.set_aliases(
-        settings.voice_aliases, configured="voice_aliases" in settings.model_fields_set
-    )
-    where = f" (spoken at {settings.tts_base_url})" if voices.remote is not None else ""
-    await progress.run("tts", f"loading voice '{voices.default}'{where}", voices.get)
+        loaded.callback(stt.close)
+        if isinstance(stt, RemoteSTT):
+            loaded.push_async_callback(stt.aclose)
 
-    server: EmbeddedLlamaPool | None = None
-    try:
+        # Presets are checked now (a bad one stops the start); the default voice is loaded.
+        voices = VoiceLibrary.from_folder(
+            settings.voices_dir,
+            settings.default_voice,
+            read_rules(settings.delivery_rules_file),
+            threads=settings.tts_threads,
+            remote=remote_voices(settings),
+        )
+        loaded.callback(voices.close)
+        if voices.remote is not None:
+            loaded.push_async_callback(voices.remote.aclose)
+        voices.set_aliases(
+            settings.voice_aliases, configured="voice_aliases" in settings.model_fields_set
+        )
+        where = f" (spoken at {settings.tts_base_url})" if voices.remote is not None else ""
+        await progress.run("tts", f"loading voice '{voices.default}'{where}", voices.get)
+
+        server: EmbeddedLlamaPool | None = None
         base_urls: list[str]
         if settings.llm_base_url:
             base_urls, model = [settings.llm_base_url], settings.llm_model
@@ -157,6 +167,7 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
                 cache_bytes=settings.llm_prompt_cache_mb << 20,
                 log_dir=settings.data_dir,
             )
+            loaded.push_async_callback(server.stop)
             copies = f"{settings.llm_processes} embedded llama.cpp servers"
             if settings.llm_processes == 1:
                 copies = "embedded llama.cpp server"
@@ -177,6 +188,7 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
             stall_timeout_s=settings.llm_stall_timeout_s,
             tool_mode=tool_mode(settings),
         )
+        loaded.push_async_callback(llm.aclose)
         warm_messages = [
             {"role": "system", "content": settings.instructions},
             {"role": "user", "content": "Hello!"},
@@ -192,16 +204,9 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
         await progress.run("llm", what, warm_all)
         if server is not None:  # a child that dies from now on is restarted and warmed again
             server.supervise(warm)
-    except BaseException:
-        stt.close()
-        voices.close()
-        if turn_model is not None:
-            turn_model.close()
-        if server is not None:
-            await server.stop()
-        raise
-    engines = Engines(stt=stt, voices=voices, llm=llm, llm_server=server, turn_model=turn_model)
-    engines.load_seconds = progress.seconds
+        engines = Engines(stt=stt, voices=voices, llm=llm, llm_server=server, turn_model=turn_model)
+        engines.load_seconds = progress.seconds
+        loaded.pop_all()  # the engines own them now
     return engines
 
 
