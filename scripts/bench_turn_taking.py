@@ -6,7 +6,10 @@ echo, against a running server. Prints rates and medians; asserts nothing.
 Each trial is a fresh session: the user asks for a long story, and a simulated phone with
 no echo cancellation (tests/phone_sim.py) plays the reply while its microphone hears it
 again (delayed, attenuated), plus, depending on the scenario, nothing, a backchannel or
-cough, or a real interruption (a clip from ../shared/speech).
+cough, or a real interruption (a clip from ../shared/speech). With ``--ask spoken`` the user
+asks for the story aloud (Piper's voice), so the reply's first audio falls in the soft
+commit of that turn, where speech over the bot counts with less confidence (README,
+"Turn-taking"); ``typed`` (the default) sends the question as text.
 
 Over the WebSocket the server tells the client of any speech over the bot at once
 (``speech_started``; the phone flushes its audio) and, when it was not an interruption,
@@ -24,6 +27,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +35,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.phone_sim import LoopbackPhone, Utterance  # noqa: E402
-from tests.realtime_helpers import WIRE_RATE, EventLog, realtime, say_text  # noqa: E402
+from tests.realtime_helpers import (  # noqa: E402
+    WIRE_RATE,
+    EventLog,
+    realtime,
+    say_text,
+    stream_audio,
+)
 from voice.audio import read_wav_mono, resample  # noqa: E402
 from voice.tts import PiperTTS, default_piper_voice  # noqa: E402
 from voice.vad import SileroVadStream  # noqa: E402
@@ -41,15 +51,32 @@ from voice.vad import SileroVadStream  # noqa: E402
 class Server:
     url: str
     api_key: str
+    #: The question said aloud (16 kHz), or None: typed.
+    spoken: np.ndarray | None = None
+
+
+async def ask(log: EventLog, server: Server) -> None:
+    """Ask for the story: typed, or aloud (its turn is committed by the server's VAD)."""
+    if server.spoken is None:
+        await say_text(log, STORY)
+    else:
+        await stream_audio(log.connection, server.spoken)
 
 
 ECHO_PATHS = [(40, -10.0), (120, -18.0), (200, -25.0)]
 STORY = "Tell me a long story about a fox who learns to sail, with many details."
 
 
+def after_reply(log: EventLog, event_type: str) -> list[Any]:
+    """Events of ``event_type`` from the story's ``response.created`` on (a spoken question
+    has its own speech events before it)."""
+    start = next((i for i, e in enumerate(log.events) if e.type == "response.created"), 0)
+    return [e for e in log.events[start:] if e.type == event_type]
+
+
 def killed(log: EventLog) -> bool:
     """The reply ended for good: a user turn, or a cancellation with nothing after it."""
-    if log.of_type("input_audio_buffer.committed"):
+    if after_reply(log, "input_audio_buffer.committed"):
         return True
     created = [event.response.id for event in log.of_type("response.created")]
     return any(
@@ -67,13 +94,13 @@ class Outcome:
 
 
 def outcome(log: EventLog) -> Outcome:
-    return Outcome(bool(log.of_type("input_audio_buffer.speech_started")), killed(log))
+    return Outcome(bool(after_reply(log, "input_audio_buffer.speech_started")), killed(log))
 
 
 async def echo_only(server: Server, delay: int, db: float) -> Outcome:
     """Whether the bot's own echo paused it, or killed its reply."""
     async with realtime(server.url, server.api_key) as log:
-        await say_text(log, STORY)
+        await ask(log, server)
         await LoopbackPhone(log, delay_ms=delay, echo_db=db).run(6.0, [])
         return outcome(log)
 
@@ -91,12 +118,12 @@ async def echo_and_user(
 ) -> tuple[bool, float | None]:
     """(caught, speech onset -> phone quiet in ms) for a real interruption under echo."""
     async with realtime(server.url, server.api_key) as log:
-        await say_text(log, STORY)
+        await ask(log, server)
         phone = LoopbackPhone(log, delay_ms=delay, echo_db=db)
         run = await phone.run(5.0, [Utterance(at_s=2.5, samples=clip)])
         said_at = run.utterance_onsets_s[0] * 1000 if run.utterance_onsets_s else None
         onset_ms = None if said_at is None else said_at + clip_onset_ms
-        starts = log.of_type("input_audio_buffer.speech_started")
+        starts = after_reply(log, "input_audio_buffer.speech_started")
         caught = (
             bool(starts)
             and onset_ms is not None
@@ -117,7 +144,7 @@ async def echo_and_user(
 async def backchannel(server: Server, sound: np.ndarray) -> Outcome:
     """Whether a backchannel or noise paused the bot, or killed its reply."""
     async with realtime(server.url, server.api_key) as log:
-        await say_text(log, STORY)
+        await ask(log, server)
         await LoopbackPhone(log, delay_ms=0, echo_db=None).run(5.0, [Utterance(2.0, sound)])
         return outcome(log)
 
@@ -131,10 +158,26 @@ async def main() -> None:
         default=os.environ.get("OPENAI_API_KEY", ""),
         help="the server's key, as `voice serve` prints it (default: $OPENAI_API_KEY)",
     )
+    parser.add_argument(
+        "--ask",
+        choices=("typed", "spoken"),
+        default="typed",
+        help="how the user asks for the story (spoken: the reply starts in the soft commit)",
+    )
     args = parser.parse_args()
     if not args.api_key:
         parser.error("give --api-key (voice serve prints the local user's key) or OPENAI_API_KEY")
-    server = Server(args.url, args.api_key)
+    spoken = None
+    if args.ask == "spoken":
+        piper = PiperTTS(*default_piper_voice())
+        spoken = np.concatenate(
+            [
+                resample(await piper.synthesize(STORY), piper.sample_rate, 16000),
+                np.zeros(16000 // 5, np.float32),
+            ]
+        )
+        piper.close()
+    server = Server(args.url, args.api_key, spoken)
 
     clip16, _ = read_wav_mono(REPO.parent / "shared" / "speech" / "ps_goforward.wav")
     clip = resample(clip16, 16000, WIRE_RATE)

@@ -23,9 +23,10 @@ from voice.bench.pauses import (
     cases,
     cut_off,
     format_pauses,
+    kept_share,
     parse_detection,
 )
-from voice.bench.timeline import AUDIO_DELTA, RESPONSE_CREATED, Observation
+from voice.bench.timeline import AUDIO_DELTA, RESPONSE_CREATED, TRANSCRIBED, Observation
 from voice.bench.turns import LEAD_SILENCE_S
 from voice.cli import main
 from voice.vad import VAD_SAMPLE_RATE
@@ -167,3 +168,14 @@ def test_a_clip_with_natural_pauses_gets_no_inserted_one(speech: dict[str, Clip]
     assert [(case.clip.name, case.pause_ms) for case in made] == [
         ("c", 0), ("go", 0), ("go", 300), ("go", 700), ("c", None)
     ]  # fmt: skip
+
+
+def test_kept_counts_the_words_after_the_pause_found_in_any_user_transcript() -> None:
+    said = [
+        Observation(TRANSCRIBED, 1.0, item_id="u1", text="The tale could go"),
+        Observation(RESPONSE_CREATED, 1.1, response_id="r"),
+        Observation(TRANSCRIBED, 2.0, item_id="u2", text="On for..."),
+    ]
+    assert kept_share(said, "on forever.") == 0.5
+    assert kept_share(said[:2], "on forever.") == 0.0  # the second piece was lost
+    assert kept_share(said, "") is None

@@ -4,7 +4,7 @@ import dataclasses
 
 from voice.config import Settings
 from voice.conversation import Conversation, Item, SpokenSegment, text_heard
-from voice.reply_plan import prompt_messages
+from voice.reply_plan import chat_turns, prompt_messages
 from voice.session_config import SessionConfig
 
 SEGMENTS = [
@@ -52,3 +52,22 @@ def test_add_returns_previous_item_id_and_delete_removes() -> None:
     assert conversation.delete("a")
     assert not conversation.delete("a")
     assert [item.id for item in conversation] == ["b"]
+
+
+def test_user_pieces_with_nothing_heard_between_are_one_turn() -> None:
+    # The user paused, was answered, and went on before a word of the answer was heard:
+    # the answer's item is empty, and the two pieces are one user message.
+    items = [
+        Item("a", "assistant", "Hi, what's up?"),
+        Item("u1", "user", "I went to the", from_audio=True),
+        Item("r1", "assistant", "", status="incomplete", from_audio=True),
+        Item("u2", "user", "  market on Sunday. ", from_audio=True),
+        Item("r2", "assistant", "Nice,", status="incomplete", from_audio=True),
+        Item("u3", "user", "And bought fish.", from_audio=True),
+    ]
+    assert chat_turns(items) == [
+        {"role": "assistant", "content": "Hi, what's up?"},
+        {"role": "user", "content": "I went to the market on Sunday."},
+        {"role": "assistant", "content": "Nice,"},  # heard: it stays between the two
+        {"role": "user", "content": "And bought fish."},
+    ]

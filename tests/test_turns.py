@@ -343,3 +343,58 @@ def test_noticed_speech_resumed_after_a_check_is_not_announced_again() -> None:
     line.feed(0.9, 320, bot=False)  # the bot finished meanwhile
     assert [a for a in line.actions() if isinstance(a, SpeechStarted)] == [SpeechStarted(0)]
     assert [type(a) for a in line.actions()].count(PauseBot) == 1
+
+
+def _turn_then_reply(line: Timeline, writing_ms: int = 320) -> None:
+    """A turn ends; its reply is written for ``writing_ms`` (not audible yet)."""
+    line.feed(0.9, 640)
+    line.feed(0.0, 512)
+    assert isinstance(line.actions()[-1], CommitTurn)
+    line.feed(0.0, writing_ms)
+
+
+def test_speech_over_the_first_bot_audio_after_a_turn_continues_it() -> None:
+    line = Timeline(soft_commit_ms=480)
+    _turn_then_reply(line)  # the wait for the reply does not count: nothing was heard
+    line.feed(0.0, 448, bot=True)
+    line.feed(0.9, 96, bot=True)
+    assert line.turns.bot_paused and line.turns.continues_turn
+    line.feed(0.0, 96, bot=True)
+    _, check = line.first(CheckWords)
+    assert isinstance(check, CheckWords)
+    assert line.turns.continues_turn  # still deciding the same speech
+    actions = line.turns.on_words(check.generation, "to the sea", check.end_ms)
+    assert isinstance(actions[-1], CommitTurn) and not line.turns.continues_turn
+
+
+def test_speech_after_the_soft_commit_is_a_remark_on_the_reply() -> None:
+    line = Timeline(soft_commit_ms=480)
+    _turn_then_reply(line)
+    line.feed(0.0, 480, bot=True)  # the window is spent
+    line.feed(0.9, 96, bot=True)
+    assert line.turns.bot_paused and not line.turns.continues_turn
+
+
+def test_the_soft_commit_opens_again_after_words_over_the_bot_became_a_turn() -> None:
+    line = Timeline(soft_commit_ms=480)
+    line.feed(0.0, 320, bot=True)
+    line.feed(0.9, 320, bot=True)  # "Stop!" over an old reply: no turn had just ended
+    line.feed(0.0, 96, bot=True)
+    _, check = line.first(CheckWords)
+    assert isinstance(check, CheckWords) and not line.turns.continues_turn
+    line.turns.on_words(check.generation, "Stop!", check.end_ms)
+    line.feed(0.0, 160, bot=False)
+    line.feed(0.0, 160, bot=True)  # the answer to "Stop!" starts
+    line.feed(0.9, 96, bot=True)
+    assert line.turns.continues_turn
+
+
+@pytest.mark.parametrize("closed", ["off", "reset"])
+def test_no_soft_commit_when_off_or_after_a_reset(closed: str) -> None:
+    line = Timeline(soft_commit_ms=None if closed == "off" else 480)
+    _turn_then_reply(line)
+    if closed == "reset":
+        line.turns.reset()
+    line.feed(0.0, 64, bot=True)
+    line.feed(0.9, 96, bot=True)
+    assert line.turns.bot_paused and not line.turns.continues_turn

@@ -118,6 +118,18 @@ class SpeechSettings(BaseModel):
         description="Speech over the bot this long interrupts without waiting for its words.",
     )
 
+    soft_commit_ms: int = Field(
+        0,
+        ge=0,
+        le=5000,
+        description="Speech over the first this-many ms of a reply's audio after the user's "
+        "turn ended goes on with that turn (the soft commit): its words count even when "
+        "Whisper is not sure of them, the reply stops, and the prompt joins the two pieces "
+        "when nothing of the reply was heard. 0 (the default): off, only confident words "
+        "interrupt; 600 let the bot's own echo end 1 of 9 replies on a phone without echo "
+        "cancellation (BENCHMARKS.md, 'Soft commit').",
+    )
+
     echo_guard: bool = Field(
         True,
         description="Subtract the bot's own voice, as echoed back by clients without echo "

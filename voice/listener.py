@@ -160,6 +160,12 @@ class Listener:
         """Whether guess ``generation`` is still the one the turn would commit with."""
         return self._turns is not None and self._turns.is_speculating(generation)
 
+    @property
+    def continues_turn(self) -> bool:
+        """The speech over the bot began right after the user's last turn ended (the soft
+        commit): it most likely goes on with that turn."""
+        return self._turns is not None and self._turns.continues_turn
+
     def heard_words(self, generation: int, text: str, end_ms: int) -> list[Action]:
         """The words of speech over the bot: interrupt, or resume the bot."""
         return self._turns.on_words(generation, text, end_ms) if self._turns else []

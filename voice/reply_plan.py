@@ -54,7 +54,13 @@ def prompt_messages(
 
 def chat_turns(items: Sequence[Item]) -> Messages:
     """The conversation's items as chat turns: messages with words, completed function calls
-    and their results (a result whose call is not there is told in words)."""
+    and their results (a result whose call is not there is told in words).
+
+    User messages that follow each other with nothing heard between them are one turn: a
+    user who paused, was answered, and went on before a word of the answer was heard (the
+    answer's item is empty), or spoke again while it was being written. Many chat templates
+    also refuse two user messages in a row.
+    """
     turns: Messages = []
     calls = {item.call_id for item in items if item.kind == "function_call"}
     for item in items:
@@ -67,7 +73,11 @@ def chat_turns(items: Sequence[Item]) -> Messages:
             else:
                 turns.append({"role": "system", "content": f"(A function returned: {item.text})"})
         elif item.text.strip():
-            turns.append({"role": item.role, "content": item.text})
+            last = turns[-1] if turns else None
+            if item.role == "user" and last is not None and last["role"] == "user":
+                last["content"] = f"{last['content'].rstrip()} {item.text.strip()}"
+            else:
+                turns.append({"role": item.role, "content": item.text})
     return turns
 
 

@@ -173,6 +173,7 @@ class SessionConfig:
             # The input buffer holds the turn and its prefix padding, within max_buffer_s.
             max_turn_ms=round(settings.max_buffer_s * 1000) - self.prefix_padding_ms,
             idle_timeout_ms=idle_ms,
+            soft_commit_ms=settings.soft_commit_ms or None,
         )
 
     def describe(

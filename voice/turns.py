@@ -33,6 +33,13 @@ Policies, each configurable in :class:`TurnConfig`:
   with the pause, so the client stops playing at once; speech that does not interrupt then
   ends in :class:`SpeechStopped` before the bot resumes. Otherwise (WebRTC, where the
   server holds the audio) it goes out only once the speech interrupts.
+* **Soft commit** (``soft_commit_ms``). Speech over the first ``soft_commit_ms`` of the
+  bot's audio after a turn ended is taken as the user going on with that turn, not as a
+  remark on the reply: its words count even when the transcription is not confident
+  (:attr:`TurnTaker.continues_turn`: the word check uses a lower bar), so a user who only
+  paused loses nothing. The reply stops as any interruption does, and the prompt joins the
+  two pieces into one user message when nothing of the reply between was heard
+  (:func:`voice.reply_plan.chat_turns`).
 * **Monologue cap.** A turn whose speech reaches ``max_turn_ms`` ends there, as if the
   user had paused (the input buffer is bounded).
 * **Idle timeout** (``idle_timeout_ms``, off by default). Once the bot's audio has finished
@@ -156,6 +163,9 @@ class TurnConfig:
     max_turn_ms: int | None = None
     #: Silence this long after the bot's audio ended is an :class:`IdleTimeout`; None: off.
     idle_timeout_ms: int | None = None
+    #: Speech over the first this-many ms of bot audio after a turn ended continues that
+    #: turn (its words need no confidence to count); None: off.
+    soft_commit_ms: int | None = None
 
 
 def normalized_words(text: str) -> list[str]:
@@ -203,11 +213,22 @@ class TurnTaker:
         #: The idle timeout is armed by bot audio; where the user's silence after it began.
         self._idle_armed = False
         self._idle_since: int | None = None
+        #: Bot audio heard since the last turn ended, while the soft commit is open (None:
+        #: closed); and whether the speech over the bot began inside it.
+        self._soft_audible_ms: int | None = None
+        self._soft_closed_at_ms: int | None = None  # where the last soft commit closed
+        self._continues = False
 
     @property
     def in_speech(self) -> bool:
         """The user is speaking (or may be: speech over the bot not yet decided)."""
         return self._state != "idle"
+
+    @property
+    def continues_turn(self) -> bool:
+        """The speech over the bot began within the soft commit: the user is going on with
+        the turn that just ended, so words of low confidence still count."""
+        return self._continues and self._state in ("overlap", "checking")
 
     @property
     def bot_paused(self) -> bool:
@@ -225,6 +246,8 @@ class TurnTaker:
         self._speculative = None
         self._forget_guess()
         self._generation += 1
+        self._soft_audible_ms = self._soft_closed_at_ms = None
+        self._continues = False
         return [ResumeBot()] if paused else []
 
     def on_vad(
@@ -263,7 +286,30 @@ class TurnTaker:
                 actions.extend(self._confirm_interruption())
         if cfg.idle_timeout_ms is not None:
             actions.extend(self._idle(start_ms, start_ms + window_ms, bot_audible))
+        self._count_soft(start_ms + window_ms, window_ms, bot_audible)
         return actions
+
+    def _count_soft(self, end_ms: int, window_ms: int, bot_audible: bool) -> None:
+        """The soft commit closes once the bot has been audible ``soft_commit_ms``."""
+        limit = self.config.soft_commit_ms
+        if self._soft_audible_ms is None or limit is None or not bot_audible:
+            return
+        if self._state == "idle":
+            self._soft_audible_ms += window_ms
+            if self._soft_audible_ms >= limit:
+                self._soft_audible_ms, self._soft_closed_at_ms = None, end_ms
+
+    def _open_soft(self) -> None:
+        """A turn ended: speech over the reply's first audio will continue it."""
+        self._soft_audible_ms = 0 if self.config.soft_commit_ms else None
+        self._soft_closed_at_ms = None
+
+    def _began_in_soft(self, onset_ms: int) -> bool:
+        """Whether speech from ``onset_ms`` began within the soft commit (its onset is
+        known only some windows later, which may have closed it meanwhile)."""
+        if self._soft_audible_ms is not None:
+            return True
+        return self._soft_closed_at_ms is not None and onset_ms < self._soft_closed_at_ms
 
     def _silence_needed(self) -> int:
         cfg = self.config
@@ -296,6 +342,9 @@ class TurnTaker:
     def _speech_started(self, event: SpeechStarted, bot_audible: bool) -> list[Action]:
         cfg = self.config
         self._forget_guess()
+        if self._state == "idle":
+            self._continues = self._began_in_soft(event.audio_start_ms)
+            self._soft_audible_ms = self._soft_closed_at_ms = None
         if bot_audible and self._state in ("idle", "checking"):
             if cfg.barge_in == "off":
                 self._endpointer.reset()  # speech over the bot is not a turn
@@ -344,6 +393,7 @@ class TurnTaker:
         self._state = "idle"
         generation, self._speculative = self._speculative, None
         self._forget_guess()
+        self._open_soft()
         return [event, CommitTurn(event.audio_end_ms, generation)]
 
     def _end_monologue(self, end_ms: int) -> list[Action]:
@@ -353,6 +403,7 @@ class TurnTaker:
         self._speculative = None
         self._forget_guess()
         self._generation += 1
+        self._open_soft()  # a capped monologue goes on as naturally as a paused one
         return [SpeechStopped(end_ms), CommitTurn(end_ms, None)]
 
     def _confirm_interruption(self) -> list[Action]:
@@ -416,6 +467,7 @@ class TurnTaker:
             return []
         self._state = "idle"
         if is_meaningful(text, self.config.backchannels):
+            self._open_soft()
             return [
                 *self._late_notice(),
                 InterruptBot(),

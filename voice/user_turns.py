@@ -45,6 +45,14 @@ log = logging.getLogger(__name__)
 #: A reply asked for right after a commit waits at most this long for the turn's words.
 TRANSCRIPTION_WAIT_S = 5.0
 
+#: The confidence (Whisper's mean log-probability) from which words heard over the bot
+#: count: speech over a reply is often a cough or a hum that Whisper turns into words.
+OVER_THE_BOT_MIN_LOGPROB = -0.5
+#: The bar for speech over the first audio of a reply to a turn that just ended (the soft
+#: commit): that is most often the user going on, in a fragment of a sentence, which
+#: Whisper transcribes with less confidence than a whole one.
+CONTINUATION_MIN_LOGPROB = -1.0
+
 #: Called with a user item once its words are known, its turn's times, whether the turn
 #: asks for a reply (server VAD with ``create_response``), and for an idle timeout's empty
 #: turn how long the user had been silent (ms; else None).
@@ -188,7 +196,10 @@ class UserTurns:
     def check_words(self, start_ms: int, end_ms: int, generation: int) -> None:
         """Transcribe short speech over the bot; its words decide interrupt or resume."""
         job = self._start(generation, self._listener.stretch(start_ms, end_ms))
-        self._own(self._words_checked(generation, job, end_ms), f"check-{generation}")
+        bar = (
+            CONTINUATION_MIN_LOGPROB if self._listener.continues_turn else OVER_THE_BOT_MIN_LOGPROB
+        )
+        self._own(self._words_checked(generation, job, end_ms, bar), f"check-{generation}")
 
     def commit(
         self, generation: int | None, *, create_response: bool, idle_ms: int | None = None
@@ -290,7 +301,7 @@ class UserTurns:
         await self._on_actions(actions)
 
     async def _words_checked(
-        self, generation: int, job: asyncio.Task[Transcript], end_ms: int
+        self, generation: int, job: asyncio.Task[Transcript], end_ms: int, min_logprob: float
     ) -> None:
         try:
             transcript: Transcript | None = await job
@@ -300,7 +311,7 @@ class UserTurns:
         if transcript is None:
             text = "?"  # could not tell: treat it as an interruption, the safer choice
         else:  # Whisper invents words for a cough or a hum: only confident words count
-            text = transcript.text if transcript.confident() else ""
+            text = transcript.text if transcript.confident(min_logprob) else ""
         actions = self._listener.heard_words(generation, text, end_ms)
         log.debug("speech over the bot: %d words, %s", len(text.split()), actions[:2])
         await self._on_actions(actions)

@@ -11,7 +11,9 @@ created after the pause began and before the utterance's last speech sample was 
 (the bot spoke into the pause or over the rest, or answered half the sentence). A
 **split** turn is one the server ended more than once (it committed the first part at
 the pause) without answering it aloud. Latency is end of user speech → first reply
-audio, over the utterances that were not cut off, as in the plain bench.
+audio, over the utterances that were not cut off, as in the plain bench. **Kept** is the
+share of the words after an inserted pause that reached the user's transcripts: a user
+who went on over the bot's first words must not lose them.
 """
 
 from __future__ import annotations
@@ -30,9 +32,16 @@ from voice.bench.machine import load_average, machine_info
 from voice.bench.pause_clips import PausedUtterance, Word, as_spoken, with_pause
 from voice.bench.progress import Progress
 from voice.bench.stats import summarize
-from voice.bench.timeline import AUDIO_DELTA, RESPONSE_CREATED, Observation, turn_from_observations
+from voice.bench.timeline import (
+    AUDIO_DELTA,
+    RESPONSE_CREATED,
+    TRANSCRIBED,
+    Observation,
+    turn_from_observations,
+)
 from voice.bench.transport import Clock, Target
 from voice.bench.turns import say_turn, turn_audio
+from voice.bench.wer import words
 
 DEFAULT_PAUSES_MS = (300, 500, 700, 1000)
 
@@ -77,6 +86,18 @@ class PauseTurn:
     #: End of user speech → first reply audio (ms), for utterances not cut off.
     first_audio_ms: float | None
     errors: list[str] = field(default_factory=list)
+    #: Share of the words after the inserted pause found in the user's transcripts (None:
+    #: no inserted pause).
+    kept: float | None = None
+
+
+def kept_share(observations: Sequence[Observation], after: str) -> float | None:
+    """How many of the words ``after`` the pause the user's transcripts hold (0..1)."""
+    wanted = words(after)
+    if not wanted:
+        return None
+    heard = {w for o in observations if o.type == TRANSCRIBED for w in words(o.text or "")}
+    return sum(w in heard for w in wanted) / len(wanted)
 
 
 def cut_off(observations: Sequence[Observation], t0: float, pause_start: float) -> bool:
@@ -129,10 +150,13 @@ async def _measure(
     )
     replied = turn.first_audio is not None
     first_audio = turn.stages_ms()["first_audio"] if replied and not is_cut else None
+    kept = None
+    if case.spoken is not None and case.pause_ms:
+        kept = kept_share(said.observations, case.spoken.after)
     return PauseTurn(
         detection.name, case.clip.name, case.pause_ms, is_cut,
         split=turn.user_turns > 1 and not is_cut, first_audio_ms=first_audio,
-        errors=said.errors + turn.errors,
+        errors=said.errors + turn.errors, kept=kept,
     )  # fmt: skip
 
 
@@ -176,6 +200,8 @@ class PauseRow:
     median_ms: float | None
     p90_ms: float | None
     errors: int
+    #: Mean share of the words after the pause that were kept (None: no inserted pause).
+    kept: float | None = None
 
     @property
     def rate(self) -> float:
@@ -201,6 +227,7 @@ class PauseReport:
         for detection, pause in keys:
             group = [t for t in self.turns if (t.detection, t.pause_ms) == (detection, pause)]
             latency = summarize(t.first_audio_ms for t in group)
+            shares = [t.kept for t in group if t.kept is not None]
             label = "none" if pause == 0 else "natural" if pause is None else f"{pause} ms"
             rows.append(
                 PauseRow(
@@ -208,6 +235,7 @@ class PauseReport:
                     sum(t.split for t in group),
                     latency.median if latency else None, latency.p90 if latency else None,
                     sum(bool(t.errors) for t in group),
+                    sum(shares) / len(shares) if shares else None,
                 )
             )  # fmt: skip
         return rows
@@ -227,14 +255,15 @@ def format_pauses(report: PauseReport) -> str:
         "not cut off",
         "",
         f"{'detection':<22} {'pause':>8} {'n':>4} {'cut off':>8} {'rate':>6} {'split':>6} "
-        f"{'median ms':>10} {'p90 ms':>8} {'errors':>7}",
+        f"{'median ms':>10} {'p90 ms':>8} {'errors':>7} {'kept':>5}",
     ]
     for row in report.rows():
         median = "-" if row.median_ms is None else f"{row.median_ms:.0f}"
         p90 = "-" if row.p90_ms is None else f"{row.p90_ms:.0f}"
+        kept = "-" if row.kept is None else f"{row.kept:.0%}"
         lines.append(
             f"{row.detection:<22} {row.pause:>8} {row.utterances:>4} {row.cut_off:>8} "
-            f"{row.rate:>6.0%} {row.split:>6} {median:>10} {p90:>8} {row.errors:>7}"
+            f"{row.rate:>6.0%} {row.split:>6} {median:>10} {p90:>8} {row.errors:>7} {kept:>5}"
         )
     return "\n".join(lines)
 
