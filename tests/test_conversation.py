@@ -71,3 +71,8 @@ def test_user_pieces_with_nothing_heard_between_are_one_turn() -> None:
         {"role": "assistant", "content": "Nice,"},  # heard: it stays between the two
         {"role": "user", "content": "And bought fish."},
     ]
+
+
+def test_typed_user_messages_stay_apart() -> None:
+    items = [Item("t", "user", "A long pasted text."), Item("u", "user", "Hi.", from_audio=True)]
+    assert len(chat_turns(items)) == 2

@@ -5,26 +5,19 @@ that flushes its audio on ``speech_started``, as Realtime clients do.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
-from tests.conftest import SPEECH_DIR, Clip, ServerProcess, start_server
+from tests.conftest import Clip, ServerProcess
 from tests.phone_sim import LoopbackPhone, Utterance
 from tests.realtime_helpers import (
     WIRE_RATE,
     EventLog,
-    assert_answered,
     realtime,
     say_text,
-    silence,
     stream_audio,
 )
 from voice.audio import resample
-from voice.bench.clips import load_clips
-from voice.bench.pause_clips import clip_words, cut_point
-from voice.stt import SttOptions, WhisperSTT, default_whisper_path
 from voice.tts import PiperTTS, default_piper_voice
 
 pytestmark = pytest.mark.e2e
@@ -110,72 +103,6 @@ async def test_backchannels_do_not_kill_the_reply(server: ServerProcess) -> None
         last_onset_tick = int(run.utterance_onsets_s[-1] * 1000 / 40)
         after = np.concatenate(run.played[last_onset_tick + 25 :])
         assert np.abs(after).max() > 0.01, "the bot stayed silent after the backchannel"
-
-
-def _paused_mid_sentence(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """A clip cut where the bench inserts its pause: the words before, and the first
-    0.6 s of words after (16 kHz)."""
-    clip = next(c for c in load_clips(SPEECH_DIR, max_seconds=10).clips if c.name == name)
-    words = clip_words(default_whisper_path(), [clip])[name]
-    found = cut_point(clip, words)
-    assert found is not None, f"{name} has no mid-sentence cut"
-    sample, k = found
-    last = max((w for w in words[k:] if w.end_s - words[k].start_s <= 0.6), key=lambda w: w.end_s)
-    return clip.samples[:sample], clip.samples[sample : round((last.end_s + 0.05) * 16000)]
-
-
-@pytest.fixture(scope="module")
-def soft_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server with the soft commit on (it is off by default)."""
-    server = start_server(tmp_path_factory.mktemp("soft"), VOICE_SOFT_COMMIT_MS="600")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-async def test_the_user_going_on_over_the_first_words_of_the_reply_loses_nothing(
-    soft_server: ServerProcess, speech: dict[str, Clip]
-) -> None:
-    # Cards read out ("eight of spades four of clubs seven of hearts"), cut mid-sentence
-    # where the pause bench cuts it: after 500 ms of silence the turn ends and the bot
-    # answers; the user goes on over its first words. Alone, those few words are a
-    # fragment Whisper is not sure of: as a remark on the reply they would count as noise.
-    before, after = _paused_mid_sentence("ps_cards_005")
-    stt = WhisperSTT(default_whisper_path())
-    try:
-        heard_alone = await stt.transcribe(
-            np.concatenate([silence(0.3), after, silence(0.1)]), SttOptions()
-        )
-    finally:
-        stt.close()
-    assert not heard_alone.confident(), (
-        "the fragment no longer tests a doubtful word",
-        heard_alone,
-    )
-    async with realtime(soft_server.ws_base, soft_server.api_key) as log:
-        await stream_audio(log.connection, before)
-        phone = LoopbackPhone(log, delay_ms=0, echo_db=None)
-        await phone.run(6.0, [Utterance(at_s=0.15, samples=to_24k(after))])
-        committed = log.of_type("input_audio_buffer.committed")
-        assert len(committed) == 2, "the words over the reply did not become the user's"
-        first_reply = log.of_type("response.created")[0].response.id
-        done = await log.wait_for("response.done", lambda e: e.response.id == first_reply)
-        assert done.response.status == "cancelled"
-        assert done.response.status_details.reason == "turn_detected"
-        transcript = await log.wait_for(
-            "conversation.item.input_audio_transcription.completed",
-            lambda e: e.item_id == committed[1].item_id,
-            timeout=30,
-        )
-        assert transcript.transcript.strip(), "the words after the pause were lost"
-        answer = await log.wait_for(
-            "response.done",
-            lambda e: e.response.id != first_reply,
-            after=log.index(committed[1]),
-            timeout=60,
-        )
-        assert_answered(answer.response)
 
 
 @pytest.mark.parametrize(("delay_ms", "echo_db"), [(40, -10), (120, -18), (200, -25)])

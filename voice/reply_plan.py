@@ -56,14 +56,17 @@ def chat_turns(items: Sequence[Item]) -> Messages:
     """The conversation's items as chat turns: messages with words, completed function calls
     and their results (a result whose call is not there is told in words).
 
-    User messages that follow each other with nothing heard between them are one turn: a
-    user who paused, was answered, and went on before a word of the answer was heard (the
-    answer's item is empty), or spoke again while it was being written. Many chat templates
-    also refuse two user messages in a row.
+    Spoken user messages that follow each other with nothing heard between them are one
+    turn (typed ones stay apart, each fitted to the budget on its own): a user who paused,
+    was answered, and went on before a word of the answer was heard (the answer's item is
+    empty), or spoke again while it was being written.
     """
     turns: Messages = []
+    spoken_user = False  # the last turn is a user message said aloud
     calls = {item.call_id for item in items if item.kind == "function_call"}
     for item in items:
+        if item.kind != "message":
+            spoken_user = False
         if item.kind == "function_call":
             if item.status == "completed":
                 turns.append(call_message(item.call_id, item.name, item.arguments))
@@ -73,11 +76,11 @@ def chat_turns(items: Sequence[Item]) -> Messages:
             else:
                 turns.append({"role": "system", "content": f"(A function returned: {item.text})"})
         elif item.text.strip():
-            last = turns[-1] if turns else None
-            if item.role == "user" and last is not None and last["role"] == "user":
-                last["content"] = f"{last['content'].rstrip()} {item.text.strip()}"
+            if item.role == "user" and item.from_audio and spoken_user:
+                turns[-1]["content"] = f"{turns[-1]['content'].rstrip()} {item.text.strip()}"
             else:
                 turns.append({"role": item.role, "content": item.text})
+            spoken_user = item.role == "user" and item.from_audio
     return turns
 
 
