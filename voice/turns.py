@@ -164,7 +164,7 @@ class TurnConfig:
     #: Silence this long after the bot's audio ended is an :class:`IdleTimeout`; None: off.
     idle_timeout_ms: int | None = None
     #: Speech over the first this-many ms of bot audio after a turn ended continues that
-    #: turn (its words need no confidence to count); None: off.
+    #: turn (its words count at a lower confidence bar); None: off.
     soft_commit_ms: int | None = None
 
 
@@ -228,7 +228,7 @@ class TurnTaker:
     def continues_turn(self) -> bool:
         """The speech over the bot began within the soft commit: the user is going on with
         the turn that just ended, so words of low confidence still count."""
-        return self._continues and self._state in ("overlap", "checking")
+        return self._continues and self.bot_paused
 
     @property
     def bot_paused(self) -> bool:

@@ -27,7 +27,7 @@ from voice.interfaces import EndOfTurnModel, SpeechToText
 from voice.listener import Listener
 from voice.protocol import ProtocolError, new_id
 from voice.remote_speech import RemoteSpeechError
-from voice.stt import STT_SAMPLE_RATE, SttOptions, Transcript
+from voice.stt import CONFIDENT_MIN_LOGPROB, STT_SAMPLE_RATE, SttOptions, Transcript
 from voice.tasks import cancel_and_wait
 from voice.turns import (
     Action,
@@ -45,12 +45,10 @@ log = logging.getLogger(__name__)
 #: A reply asked for right after a commit waits at most this long for the turn's words.
 TRANSCRIPTION_WAIT_S = 5.0
 
-#: The confidence (Whisper's mean log-probability) from which words heard over the bot
-#: count: speech over a reply is often a cough or a hum that Whisper turns into words.
-OVER_THE_BOT_MIN_LOGPROB = -0.5
-#: The bar for speech over the first audio of a reply to a turn that just ended (the soft
-#: commit): that is most often the user going on, in a fragment of a sentence, which
-#: Whisper transcribes with less confidence than a whole one.
+#: The confidence bar (Whisper's mean log-probability) for speech over the first audio
+#: of a reply to a turn that just ended (the soft commit): that is most often the user
+#: going on, in a fragment of a sentence, which Whisper transcribes with less confidence
+#: than a whole one. Other speech over the bot needs ``CONFIDENT_MIN_LOGPROB``.
 CONTINUATION_MIN_LOGPROB = -1.0
 
 #: Called with a user item once its words are known, its turn's times, whether the turn
@@ -196,9 +194,7 @@ class UserTurns:
     def check_words(self, start_ms: int, end_ms: int, generation: int) -> None:
         """Transcribe short speech over the bot; its words decide interrupt or resume."""
         job = self._start(generation, self._listener.stretch(start_ms, end_ms))
-        bar = (
-            CONTINUATION_MIN_LOGPROB if self._listener.continues_turn else OVER_THE_BOT_MIN_LOGPROB
-        )
+        bar = CONTINUATION_MIN_LOGPROB if self._listener.continues_turn else CONFIDENT_MIN_LOGPROB
         self._own(self._words_checked(generation, job, end_ms, bar), f"check-{generation}")
 
     def commit(
