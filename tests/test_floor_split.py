@@ -87,6 +87,16 @@ async def test_the_known_response_ends_at_the_pause_with_what_was_heard() -> Non
         await call.floor.cancel()
 
 
+async def test_the_words_played_before_the_pause_are_kept_to_tell_its_echo() -> None:
+    call = Call(FakeLLM([COUNTING]))
+    await call.reply()
+    await call.clock.advance(1.2)
+    await call.speech_over_the_bot()
+    words = call.floor.words_before_pause
+    assert words.startswith("One two three four. Five six"), words
+    assert "eight" not in words and "Nine" not in words  # not played yet
+
+
 async def test_speech_that_does_not_interrupt_resumes_at_the_clause_that_was_cut() -> None:
     call = Call(FakeLLM([COUNTING]))
     await call.reply()

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from voice.clock import Clock
 from voice.conversation import Conversation, Item, text_heard
+from voice.echo_words import LOOKAHEAD_MS, RECENT_MS, words_played
 from voice.endpointing import SpeechStarted
 from voice.interfaces import ChatModel
 from voice.playout import AudioOutput, WebSocketAudioOutput
@@ -80,6 +81,9 @@ class Floor:
         self._paused_for_speech = False
         #: The rest of a reply split at a noticed pause, held until the speech is decided.
         self._continuation: ResponseRun | None = None
+        #: The bot's words played just before it last paused for speech over it: what its
+        #: echo in that speech would say.
+        self.words_before_pause = ""
 
     @property
     def responding(self) -> bool:
@@ -228,6 +232,7 @@ class Floor:
             case DropSpeculative():
                 await self.drop_prepared()
             case PauseBot(onset_ms=onset_ms, noticed=noticed):
+                self.words_before_pause = self._last_words()
                 self.pause()
                 self._paused_for_speech = True
                 self._turn_log.barge_in_stopped(onset_ms)
@@ -249,6 +254,14 @@ class Floor:
     def pause(self) -> None:
         """Speech over the bot: stop its audio while turn-taking decides."""
         self.output.pause()
+
+    def _last_words(self) -> str:
+        """The live reply's words played in the last moments (its echo may follow them)."""
+        run = self.live
+        if run is None or not run.with_audio:
+            return ""
+        played = self.output.played_ms()
+        return words_played(run.segments, played - RECENT_MS, played + LOOKAHEAD_MS)
 
     def _split(self) -> None:
         """The client was told of speech over the reply and flushes its audio: end the

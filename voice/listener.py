@@ -166,6 +166,12 @@ class Listener:
         commit): it most likely goes on with that turn."""
         return self._turns is not None and self._turns.continues_turn
 
+    @property
+    def may_echo(self) -> bool:
+        """Whether the client's microphone may carry the bot's voice: the echo guard runs
+        and has not found the client cancelling its own echo."""
+        return self._echo is not None and self._echo.echo_seen is not False
+
     def heard_words(self, generation: int, text: str, end_ms: int) -> list[Action]:
         """The words of speech over the bot: interrupt, or resume the bot."""
         return self._turns.on_words(generation, text, end_ms) if self._turns else []

@@ -91,7 +91,7 @@ class RealtimeSession:
         self._turns = UserTurns(
             engines.stt, self._listener, self.conversation, self._events, self._clock,
             on_guess=self._guessed, on_actions=self._apply, on_transcribed=self._transcribed,
-            turn_model=engines.turn_model,
+            turn_model=engines.turn_model, bot_words=lambda: self._floor.words_before_pause,
         )  # fmt: skip
         self._turns.transcription = self.config.transcription
         #: The user's daily allowance; ``allowance.ending`` is set when the call must end.

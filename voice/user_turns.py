@@ -21,6 +21,7 @@ from openai.types.realtime import AudioTranscription
 from voice.audio import Float32Array
 from voice.clock import Clock
 from voice.conversation import Conversation, Item
+from voice.echo_words import is_own_echo
 from voice.endpointing import SpeechStarted, SpeechStopped
 from voice.inference import ModelBusyError, Priority, at_priority
 from voice.interfaces import EndOfTurnModel, SpeechToText
@@ -92,6 +93,7 @@ class UserTurns:
         on_actions: Callable[[list[Action]], Awaitable[None]],
         on_transcribed: OnTranscribed,
         turn_model: EndOfTurnModel | None = None,
+        bot_words: Callable[[], str] = lambda: "",
     ) -> None:
         self._stt = stt
         self._turn_model = turn_model
@@ -102,6 +104,8 @@ class UserTurns:
         self._on_guess = on_guess
         self._on_actions = on_actions
         self._on_transcribed = on_transcribed
+        #: The bot's words played just before it paused for speech over it.
+        self._bot_words = bot_words
         self.pending = PendingTurn(new_id("item"), 0)
         #: What the client asked of transcriptions; ``None``: it wants no transcription events
         #: (turns are transcribed all the same: the reply needs the words).
@@ -308,6 +312,9 @@ class UserTurns:
             text = "?"  # could not tell: treat it as an interruption, the safer choice
         else:  # Whisper invents words for a cough or a hum: only confident words count
             text = transcript.text if transcript.confident(min_logprob) else ""
+            if text and self._listener.may_echo and is_own_echo(text, self._bot_words()):
+                log.debug("speech over the bot: its own echo, %d words", len(text.split()))
+                text = ""
         actions = self._listener.heard_words(generation, text, end_ms)
         log.debug("speech over the bot: %d words, %s", len(text.split()), actions[:2])
         await self._on_actions(actions)
