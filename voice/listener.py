@@ -168,9 +168,9 @@ class Listener:
 
     @property
     def may_echo(self) -> bool:
-        """Whether the client's microphone may carry the bot's voice: the echo guard runs
-        and has not found the client cancelling its own echo."""
-        return self._echo is not None and self._echo.echo_seen is not False
+        """Whether the client's microphone may carry the bot's voice: unless the echo guard
+        found the client cancelling its own echo (without the guard, nobody can tell)."""
+        return self._echo is None or self._echo.echo_seen is not False
 
     def heard_words(self, generation: int, text: str, end_ms: int) -> list[Action]:
         """The words of speech over the bot: interrupt, or resume the bot."""
