@@ -56,28 +56,36 @@ class Item:
         return self.segments[-1].end_ms if self.segments else 0.0
 
 
+def word_spans(segment: SpokenSegment) -> Iterator[tuple[str, float, float]]:
+    """Each word of ``segment`` with its estimated start and end (ms) in the audio.
+
+    The bundled voice gives no word timings: words share the segment's audio in proportion
+    to their length, as long words take longer to say.
+    """
+    segment_words = segment.text.split()
+    total = sum(len(word) + 1 for word in segment_words)
+    duration = segment.end_ms - segment.start_ms
+    elapsed = 0
+    for word in segment_words:
+        start = segment.start_ms + duration * elapsed / total
+        elapsed += len(word) + 1
+        yield word, start, segment.start_ms + duration * elapsed / total
+
+
 def text_heard(segments: list[SpokenSegment], played_ms: float) -> str:
     """The words whose audio lies before ``played_ms``.
 
-    Whole segments that finished playing are kept. Within the segment being played, words
-    are kept in proportion to the share of its audio that was played (a word counts as
-    heard once its estimated end has been played).
+    Whole segments that finished playing are kept. Within the segment being played, a word
+    counts as heard once its estimated end (:func:`word_spans`) has been played.
     """
     words: list[str] = []
     for segment in segments:
         if played_ms >= segment.end_ms:
             words.extend(segment.text.split())
             continue
-        duration = segment.end_ms - segment.start_ms
-        if played_ms > segment.start_ms and duration > 0:
-            segment_words = segment.text.split()
-            share = (played_ms - segment.start_ms) / duration
-            # Weight words by length: long words take longer to say.
-            total = sum(len(word) + 1 for word in segment_words)
-            elapsed = 0
-            for word in segment_words:
-                elapsed += len(word) + 1
-                if elapsed / total > share:
+        if played_ms > segment.start_ms:
+            for word, _, end in word_spans(segment):
+                if end > played_ms:
                     break
                 words.append(word)
         break

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from voice.conversation import SpokenSegment
+from voice.conversation import SpokenSegment, word_spans
 
 #: Words heard over the bot are its echo when at least this share of them was among the
 #: words the bot played just before it paused.
@@ -31,25 +31,15 @@ def words_of(text: str) -> list[str]:
 
 
 def words_played(segments: list[SpokenSegment], from_ms: float, to_ms: float) -> str:
-    """The words whose estimated audio overlaps ``[from_ms, to_ms]`` of a reply.
-
-    Within a segment a word's place is estimated from its length, as for what was heard.
-    """
-    words: list[str] = []
-    for segment in segments:
-        if segment.end_ms <= from_ms or segment.start_ms >= to_ms:
-            continue
-        segment_words = segment.text.split()
-        total = sum(len(word) + 1 for word in segment_words)
-        duration = segment.end_ms - segment.start_ms
-        elapsed = 0
-        for word in segment_words:
-            start = segment.start_ms + duration * elapsed / total
-            elapsed += len(word) + 1
-            end = segment.start_ms + duration * elapsed / total
-            if end > from_ms and start < to_ms:
-                words.append(word)
-    return " ".join(words)
+    """The words whose estimated audio (:func:`~voice.conversation.word_spans`) overlaps
+    ``[from_ms, to_ms]`` of a reply."""
+    return " ".join(
+        word
+        for segment in segments
+        if segment.end_ms > from_ms and segment.start_ms < to_ms
+        for word, start, end in word_spans(segment)
+        if end > from_ms and start < to_ms
+    )
 
 
 def is_own_echo(heard: str, played: str) -> bool:
