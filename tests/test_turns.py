@@ -300,6 +300,25 @@ def test_word_checks_and_trailing_off() -> None:
     assert trails_off("I went to the...")
     assert not trails_off("I went home.")
     assert not trails_off("")
+    assert not trails_off("Mr. John Dashwood had then leisure to consider how")
+    assert trails_off("Mr. John Dashwood had then leisure to consider how", unpunctuated=True)
+    assert trails_off("Guttenburg, or", unpunctuated=True)
+    assert not trails_off("Go forward.", unpunctuated=True)
+    assert not trails_off("Where to?", unpunctuated=True)
+    assert not trails_off("\u4eca\u65e5\u306f\u3002", unpunctuated=True)  # a CJK full stop
+    assert not trails_off("", unpunctuated=True)
+
+
+def test_a_guess_that_ends_no_sentence_is_held_when_asked() -> None:
+    line = Timeline(speculative_after_ms=160, hold_ms=640, hold_unpunctuated=True)
+    line.feed(0.9, 640)
+    line.feed(0.0, 192)
+    _, speculative = line.first(StartSpeculative)
+    assert isinstance(speculative, StartSpeculative)
+    assert not line.turns.on_speculative(speculative.generation, "He was not an")
+    line.feed(0.0, 480 + 640)
+    commit_time, _ = line.first(CommitTurn)
+    assert commit_time == 640 + 480 + 640
 
 
 def test_only_a_current_finished_sounding_guess_may_be_answered_early() -> None:

@@ -68,6 +68,12 @@ class SpeechSettings(BaseModel):
         description="Extra silence allowed once per pause when the speculative transcript "
         "trails off ('and then I...'); 0 disables the semantic hold.",
     )
+    vad_hold_unpunctuated: bool = Field(
+        True,
+        description="Also hold a pause whose speculative transcript ends no sentence (no "
+        "'.', '?' or '!'): Whisper writes the full stop of a sentence it heard end. Turn "
+        "off with a speech-to-text that writes no punctuation: it would hold every pause.",
+    )
     prepare_reply: bool = Field(
         True,
         description="Start the reply (model and first clause's speech) during the end-of-turn "

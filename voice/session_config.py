@@ -164,6 +164,7 @@ class SessionConfig:
             ),
             speculative_after_ms=settings.vad_speculative_after_ms or None,
             hold_ms=hold,
+            hold_unpunctuated=settings.vad_hold_unpunctuated,
             early_silence_ms=early,
             complete_threshold=complete,
             barge_in=settings.barge_in if self.interrupts else "off",

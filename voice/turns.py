@@ -13,7 +13,8 @@ Policies, each configurable in :class:`TurnConfig`:
   (:class:`DropSpeculative`), if the silence is confirmed the turn is committed with it,
   so the transcript is (nearly) ready at commit time. A guess that sounds finished lets
   the session prepare the reply during the rest of the silence.
-* **Semantic hold.** If the speculative transcript trails off ("and then I…", "so um"),
+* **Semantic hold.** If the speculative transcript trails off ("and then I…", "so um";
+  with ``hold_unpunctuated``, also when it ends no sentence),
   or the end-of-turn model (:meth:`TurnTaker.on_turn_model`, on the audio of the same
   guess; asked only with a ``complete_threshold``) hears an unfinished turn, the silence
   needed is extended by ``hold_ms`` once per pause.
@@ -63,6 +64,10 @@ TRAILING_WORDS = frozenset(
     "and but so or because cause um uh like the a an to then if that with of my i we "
     "when which who is was".split()
 )
+
+
+#: How a transcript ends a sentence (Whisper's marks, Latin and CJK).
+SENTENCE_ENDS = (".", "?", "!", "\u3002", "\uff1f", "\uff01")
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,9 @@ class TurnConfig:
     endpointing: EndpointingConfig = field(default_factory=EndpointingConfig)
     speculative_after_ms: int | None = 160
     hold_ms: int = 0
+    #: Hold a pause whose guess ends no sentence (no full stop, question or exclamation
+    #: mark) as one that trails off.
+    hold_unpunctuated: bool = False
     #: Silence that ends a turn both the words and the end-of-turn model call finished;
     #: None: the turn always waits for ``silence_ms``.
     early_silence_ms: int | None = None
@@ -182,13 +190,21 @@ def is_meaningful(text: str, backchannels: frozenset[str] = BACKCHANNELS) -> boo
     return any(word not in backchannels and not _HUM.match(word) for word in normalized_words(text))
 
 
-def trails_off(text: str) -> bool:
-    """Whether a partial transcript sounds unfinished ("and then I…", "so um")."""
+def trails_off(text: str, *, unpunctuated: bool = False) -> bool:
+    """Whether a partial transcript sounds unfinished ("and then I…", "so um").
+
+    ``unpunctuated``: also when it does not end a sentence (no ".", "?" or "!"): Whisper
+    writes the full stop of a sentence it heard end, and mostly leaves it out of one cut
+    in its middle.
+    """
     stripped = text.strip()
     if stripped.endswith(("...", "\u2026", ",", "-")):
         return True
+    ends_sentence = stripped.endswith(SENTENCE_ENDS)
+    if unpunctuated and stripped and not ends_sentence:
+        return True
     words = normalized_words(stripped)
-    return bool(words) and words[-1] in TRAILING_WORDS and not stripped.endswith((".", "?", "!"))
+    return bool(words) and words[-1] in TRAILING_WORDS and not ends_sentence
 
 
 class TurnTaker:
@@ -424,7 +440,8 @@ class TurnTaker:
         """
         if not self.is_speculating(generation):
             return False
-        self._words_done = bool(normalized_words(text)) and not trails_off(text)
+        unfinished = trails_off(text, unpunctuated=self.config.hold_unpunctuated)
+        self._words_done = bool(normalized_words(text)) and not unfinished
         if not self._words_done and normalized_words(text):
             self._hold()
         return self._words_done

@@ -27,6 +27,7 @@ from voice.audio import Float32Array
 from voice.bench.clips import SPEECH_THRESHOLD, BenchClip
 from voice.bench.transport import Utterance
 from voice.bench.turns import LEAD_SILENCE_S, TAIL_SILENCE_S
+from voice.turns import SENTENCE_ENDS
 from voice.vad import VAD_SAMPLE_RATE, SileroVadStream
 
 #: A gap this long between speech windows of a clip is a natural pause.
@@ -34,7 +35,6 @@ NATURAL_MIN_MS = 300
 #: The cut moves to the quietest 10 ms frame within this distance of the word boundary.
 SNAP_MS = 60
 FRAME = VAD_SAMPLE_RATE // 100
-SENTENCE_ENDS = (".", "?", "!")
 
 
 @dataclass(frozen=True)
