@@ -18,6 +18,7 @@ SAID = "Once upon a time, a small fox lived by the sea. She wanted to sail."
 
 def test_words_are_compared_without_case_or_punctuation() -> None:
     assert words_of("It's, a FOX!") == ["it's", "a", "fox"]
+    assert words_of("Über den Fluss.") == ["über", "den", "fluss"]
     assert is_own_echo("once upon a time", SAID)
     assert is_own_echo("A small fox lived.", SAID)
 

@@ -22,11 +22,11 @@ RECENT_MS = 2000.0
 #: And how far after: where a word ends within a chunk is an estimate.
 LOOKAHEAD_MS = 300.0
 
-_WORD = re.compile(r"[a-z0-9']+")
+_WORD = re.compile(r"[\w']+")
 
 
 def words_of(text: str) -> list[str]:
-    """Lower-case words without punctuation ("It's", "it's," -> "it's")."""
+    """Lower-case words without punctuation ("It's", "it's," -> "it's"; any script)."""
     return _WORD.findall(text.lower())
 
 
