@@ -171,7 +171,7 @@ class FakeVoices:
 class FakeEngines:
     """The fakes above, in the shape a session borrows its models in."""
 
-    def __init__(self, llm: FakeLLM, heard: str = "hello there") -> None:
+    def __init__(self, llm: FakeLLM, heard: str = "Hello there.") -> None:
         self.llm = llm
         self.voices = FakeVoices()
         self.tts = self.voices.tts

@@ -156,7 +156,7 @@ async def test_push_to_talk_commit_then_response_create_answers_the_words(
     clip: np.ndarray,
 ) -> None:
     engines = FakeEngines(FakeLLM(["You said hello there."]))
-    engines.stt = SlowSTT("hello there")
+    engines.stt = SlowSTT("Hello there.")
     session, recorder, _ = make(engines=engines)
     await update(session, audio={"input": {"turn_detection": None}})
     await session.handle_text(
@@ -169,7 +169,7 @@ async def test_push_to_talk_commit_then_response_create_answers_the_words(
     assert types.index("conversation.item.input_audio_transcription.completed") < types.index(
         "response.created"
     )
-    assert engines.llm.prompts[0][-1] == {"role": "user", "content": "hello there"}
+    assert engines.llm.prompts[0][-1] == {"role": "user", "content": "Hello there."}
 
 
 # --- responses ------------------------------------------------------------------------
@@ -273,8 +273,8 @@ async def test_an_audio_item_is_transcribed_and_answered_from_its_words(clip: np
     await session.handle_text('{"type": "response.create"}')
     await recorder.wait_for("response.done")
     completed = recorder.of("conversation.item.input_audio_transcription.completed")[0]
-    assert completed["transcript"] == "hello there"
-    assert engines.llm.prompts[0][-1] == {"role": "user", "content": "hello there"}
+    assert completed["transcript"] == "Hello there."
+    assert engines.llm.prompts[0][-1] == {"role": "user", "content": "Hello there."}
 
 
 # --- transcription-only sessions --------------------------------------------------------

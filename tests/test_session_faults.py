@@ -59,7 +59,7 @@ async def test_a_failed_transcription_fails_the_turn_and_the_next_turn_is_answer
     clip: np.ndarray,
 ) -> None:
     engines = FakeEngines(FakeLLM(["Sure."]))
-    stt = engines.stt = FlakySTT("hello there")
+    stt = engines.stt = FlakySTT("Hello there.")
     session, recorder = make(engines)
     await session.start()
     await say(session, recorder.clock, np.concatenate([silence(300), clip, silence(800)]))

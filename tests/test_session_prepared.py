@@ -99,7 +99,7 @@ async def test_reply_prepared_in_the_silence_is_the_one_sent(clip: np.ndarray) -
     # The model was asked once, before the end of the turn was even decided ...
     assert len(llm.prompts) == 1
     assert "input_audio_buffer.speech_stopped" not in llm.seen_at_call[0]
-    assert llm.prompts[0][-1] == {"role": "user", "content": "hello there"}
+    assert llm.prompts[0][-1] == {"role": "user", "content": "Hello there."}
     # ... but the client heard of the reply only after its turn was transcribed.
     assert (
         types.index("input_audio_buffer.speech_stopped")

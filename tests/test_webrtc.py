@@ -274,7 +274,7 @@ async def test_in_process_call_carries_events_and_audio_and_ends_with_the_peer()
             transcript = await peer.wait_for(
                 "conversation.item.input_audio_transcription.completed"
             )
-            assert transcript["transcript"] == "hello there"
+            assert transcript["transcript"] == "Hello there."
             started = await peer.wait_for("output_audio_buffer.started")
             heard_from = asyncio.get_running_loop().time()
             done = await peer.wait_for("response.done")
