@@ -23,6 +23,7 @@ from tests.test_session_prepared import CLIP, say, silence, update
 from voice.audio import float_to_pcm16, resample
 from voice.config import Settings
 from voice.session import RealtimeSession
+from voice.session_config import EAGERNESS
 from voice.stt import SttOptions, Transcript
 
 
@@ -49,10 +50,10 @@ def clip(speech: dict[str, Clip]) -> np.ndarray:
 
 async def test_semantic_vad_is_accepted_and_its_eagerness_sets_the_wait() -> None:
     session, recorder, _ = make()
-    for eagerness, silence_ms, early in (
-        ("low", 900, None),
-        ("medium", 500, None),
-        ("high", 300, 240),
+    for eagerness, silence_ms, early, early_threshold in (
+        ("low", 1440, None, 0.95),
+        ("medium", 800, 240, 0.95),
+        ("high", 480, 240, 0.5),
     ):
         detection = {"type": "semantic_vad", "eagerness": eagerness}
         await update(session, audio={"input": {"turn_detection": detection}})
@@ -62,8 +63,11 @@ async def test_semantic_vad_is_accepted_and_its_eagerness_sets_the_wait() -> Non
         assert turns is not None and turns.endpointing.silence_ms == silence_ms
         assert turns.complete_threshold == 0.5, "semantic_vad asks the end-of-turn model"
         assert turns.early_silence_ms == early
+        assert turns.early_threshold == early_threshold
+        # Without the model nothing ends early, so the usual silence, scaled, ends a turn.
         off = session.config.turn_config(Settings(turn_model="off"), notice_at_pause=True)
         assert off is not None and off.complete_threshold is off.early_silence_ms is None
+        assert off.endpointing.silence_ms == round(500 * EAGERNESS[eagerness])
     assert not recorder.of("error")
 
 

@@ -55,7 +55,8 @@ def make(
     llm = WitnessLLM(["Not ill disposed at all. Just careful."], recorder)
     engines = FakeEngines(llm)
     engines.turn_model = turn_model
-    config = Settings(instructions="Be brief.", prepare_reply=prepare, **settings)
+    model = "smart-turn" if turn_model is not None else "off"  # as the server loads it
+    config = Settings(instructions="Be brief.", prepare_reply=prepare, turn_model=model, **settings)
     session = RealtimeSession(engines, config, recorder.send, clock=recorder.clock)
     return session, llm, recorder.clock
 
@@ -182,7 +183,7 @@ async def test_a_pause_both_verdicts_call_finished_ends_the_turn_early(
 ) -> None:
     caplog.set_level(logging.INFO, logger="voice.turn_log")
     recorder = Recorder(VirtualClock())
-    model = FakeTurnModel(0.9)
+    model = FakeTurnModel(0.97)
     session, llm, clock = make(recorder, turn_model=model, vad_early_silence_ms=256)
     plan = session._replies.make
 
@@ -216,9 +217,10 @@ async def test_no_early_end_without_the_models_word(
     await semantic_vad(session)
     await say(session, clock, np.concatenate([silence(300), clip, silence(700)]))
     committed = "input_audio_buffer.committed" in recorder.types()
-    # Without a model the usual 500 ms end the turn; an "unfinished" verdict holds it on.
+    # Without a model the usual 500 ms end the turn; an "unfinished" verdict holds it on
+    # past the semantic silence (800 ms) and its hold (600 ms).
     assert committed == (probability is None)
-    await say(session, clock, silence(600))
+    await say(session, clock, silence(800))
     assert "input_audio_buffer.committed" in recorder.types()
     await session.aclose()
 

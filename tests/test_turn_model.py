@@ -66,10 +66,10 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def early_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server whose turns need 3 s of silence, unless the words and the model agree
-    (under semantic_vad, whose default eagerness keeps the server's silence)."""
+    """A server whose semantic_vad turns need 3 s of silence, unless the words and the
+    model agree (the default eagerness keeps the server's semantic silence)."""
     running = start_server(
-        tmp_path_factory.mktemp("early"), VOICE_VAD_SILENCE_MS="3000",
+        tmp_path_factory.mktemp("early"), VOICE_VAD_SEMANTIC_SILENCE_MS="3000",
         VOICE_VAD_EARLY_SILENCE_MS="240",
     )  # fmt: skip
     yield running

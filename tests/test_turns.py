@@ -177,6 +177,29 @@ def test_no_early_end_unless_both_call_it_finished_and_the_reply_is_held(
     assert commit_time == 640 + 480 + (640 if held else 0)  # only "unfinished" holds
 
 
+@pytest.mark.parametrize(
+    ("probability", "commit_after"),
+    [(0.97, 192), (0.8, 480), (0.3, 480 + 640)],
+    ids=["sure: early", "likely: the silence", "unlikely: held"],
+)
+def test_an_early_threshold_ends_early_only_the_pauses_the_model_is_sure_of(
+    probability: float, commit_after: int
+) -> None:
+    line = Timeline(
+        speculative_after_ms=96,
+        hold_ms=640,
+        early_silence_ms=192,
+        complete_threshold=0.5,
+        early_threshold=0.95,
+    )
+    line.feed(0.9, 640)
+    line.feed(0.0, 128)
+    _guessed(line, "I like the sea.", probability)
+    line.feed(0.0, 480 + 640 + 64)
+    commit_time, _ = line.first(CommitTurn)
+    assert commit_time == 640 + commit_after
+
+
 @pytest.mark.parametrize("probability", [0.1, 0.99])
 def test_without_a_threshold_the_model_verdict_neither_holds_nor_ends_early(
     probability: float,

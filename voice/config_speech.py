@@ -86,8 +86,8 @@ class SpeechSettings(BaseModel):
         description="End-of-turn model on the audio of each pause of a semantic_vad session "
         "(Smart Turn v3.2 from the pipecat-ai wheel, see requirements-models.txt; server_vad "
         "ends turns on silence): a pause it hears as unfinished gets "
-        "the semantic hold, and with vad_early_silence_ms a pause it and the words call "
-        "finished ends the turn early. 'off': the words alone decide.",
+        "the semantic hold, and a pause it is sure of whose words sound finished ends the "
+        "turn early (vad_early_silence_ms). 'off': the words alone decide.",
     )
     turn_model_path: Path | None = Field(
         None, description="A Smart Turn v3 ONNX file. Default: the one in the pipecat-ai wheel."
@@ -96,17 +96,33 @@ class SpeechSettings(BaseModel):
         0.5,
         gt=0.0,
         lt=1.0,
-        description="The end-of-turn model's probability from which a turn counts as finished.",
+        description="The end-of-turn model's probability below which a pause is held "
+        "(semantic hold); semantic_vad eagerness 'high' also ends a pause early from it.",
+    )
+    turn_early_threshold: float = Field(
+        0.95,
+        gt=0.0,
+        lt=1.0,
+        description="semantic_vad: the end-of-turn model's probability from which a pause "
+        "whose words sound finished ends after vad_early_silence_ms (eagerness auto and "
+        "medium).",
+    )
+    vad_semantic_silence_ms: int = Field(
+        800,
+        ge=100,
+        le=5000,
+        description="semantic_vad with the end-of-turn model: silence that ends a turn the "
+        "model is not sure of (eagerness scales it: low x1.8, high x0.6). Without the model, "
+        "semantic_vad scales vad_silence_ms instead.",
     )
     vad_early_silence_ms: int = Field(
-        0,
+        240,
         ge=0,
         le=5000,
         description="semantic_vad: silence that ends a turn whose speculative words sound "
-        "finished and "
-        "that the end-of-turn model hears as complete (the prepared reply goes out that much "
-        "sooner; a user who only paused is answered more often); 0: off, every turn waits "
-        "for vad_silence_ms. semantic_vad eagerness 'high' sets it when it is 0.",
+        "finished and that the end-of-turn model is sure of (turn_early_threshold); the "
+        "prepared reply goes out that much sooner. Eagerness 'low' never ends early. 0: "
+        "off, every turn waits for the semantic silence.",
     )
     barge_in: Literal["pause", "immediate", "off"] = Field(
         "pause",

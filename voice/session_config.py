@@ -38,13 +38,10 @@ Truncation = Literal["auto", "disabled"] | RealtimeTruncationRetentionRatio
 #: What ``session.updated`` names as the transcription model: the server's own Whisper.
 TRANSCRIPTION_MODEL = "whisper"
 
-#: ``semantic_vad`` eagerness -> a factor on the server's end-of-turn silence and on its
-#: semantic hold (the extra wait when a guess trails off, "and then I..."): "low" waits
-#: longer before answering, "high" answers sooner; "medium" and "auto" are the defaults.
+#: ``semantic_vad`` eagerness -> a factor on its end-of-turn silence and on its semantic
+#: hold (the extra wait when a guess trails off, "and then I..."): "low" waits longer
+#: before answering, "high" answers sooner; "medium" and "auto" are the defaults.
 EAGERNESS = {"low": 1.8, "medium": 1.0, "auto": 1.0, "high": 0.6}
-#: "high" eagerness also ends a turn the words and the end-of-turn model call finished
-#: after this much silence (unless the server sets ``vad_early_silence_ms`` itself).
-EAGER_EARLY_SILENCE_MS = 240
 
 
 @dataclass(frozen=True)
@@ -143,17 +140,21 @@ class SessionConfig:
         threshold, idle_ms = settings.vad_threshold, None
         # The end-of-turn model (and the early end it allows) is semantic_vad's; server_vad
         # ends a turn on its silence alone, as the client asked.
-        complete, early = None, None
+        complete, early, early_threshold = None, None, None
         if isinstance(vad, SemanticVad):
-            factor = EAGERNESS[vad.eagerness or "auto"]
-            silence, hold = round(silence * factor), round(hold * factor)
+            eagerness = vad.eagerness or "auto"
             if settings.turn_model != "off":
+                # The model answers at once the pauses it is sure of, so the others can
+                # wait longer for a user who only paused.
+                silence = settings.vad_semantic_silence_ms
                 complete = settings.turn_complete_threshold
                 early = settings.vad_early_silence_ms or None
-                if vad.eagerness == "high":
-                    early = early or EAGER_EARLY_SILENCE_MS
-                elif vad.eagerness == "low":
+                # "high" ends early what the model calls likely finished, not only sure.
+                early_threshold = complete if eagerness == "high" else settings.turn_early_threshold
+                if eagerness == "low":
                     early = None
+            factor = EAGERNESS[eagerness]
+            silence, hold = round(silence * factor), round(hold * factor)
         else:
             silence = vad.silence_duration_ms or silence
             threshold = vad.threshold or threshold
@@ -167,6 +168,7 @@ class SessionConfig:
             hold_unpunctuated=settings.vad_hold_unpunctuated,
             early_silence_ms=early,
             complete_threshold=complete,
+            early_threshold=early_threshold,
             barge_in=settings.barge_in if self.interrupts else "off",
             barge_in_onset_ms=settings.barge_in_onset_ms,
             barge_in_confirm_ms=settings.barge_in_confirm_ms,

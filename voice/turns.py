@@ -20,9 +20,11 @@ Policies, each configurable in :class:`TurnConfig`:
   needed is extended by ``hold_ms`` once per pause.
 * **Early end.** With ``early_silence_ms``, a pause whose guess sounds finished to both
   (the words do not trail off and the model's probability of a complete turn reaches
-  ``complete_threshold``) ends the turn after that much silence instead of
-  ``silence_ms``, once the caller is ready to answer it (:meth:`TurnTaker.on_ready`: its
-  prepared reply is held); that reply is then released that much sooner.
+  ``early_threshold``, or ``complete_threshold`` without one) ends the turn after that
+  much silence instead of ``silence_ms``, once the caller is ready to answer it
+  (:meth:`TurnTaker.on_ready`: its prepared reply is held); that reply is then released
+  that much sooner. A high ``early_threshold`` with a long ``silence_ms`` answers the
+  pauses the model is sure of at once and waits out the others.
 * **Barge-in** (``barge_in="pause"``, the default). Speech while the bot is audible first
   pauses the bot (:class:`PauseBot`, after ``barge_in_onset_ms``). Speech that goes on for
   ``barge_in_confirm_ms`` interrupts (:class:`InterruptBot`). Shorter speech is
@@ -161,6 +163,9 @@ class TurnConfig:
     #: The end-of-turn model's probability from which a turn counts as complete; None:
     #: no model is asked (``server_vad``: the silence alone ends a turn).
     complete_threshold: float | None = None
+    #: The model's probability from which a pause may end early (``early_silence_ms``);
+    #: None: ``complete_threshold``.
+    early_threshold: float | None = None
     barge_in: Literal["pause", "immediate", "off"] = "pause"
     barge_in_onset_ms: int = 64
     barge_in_confirm_ms: int = 1000
@@ -219,9 +224,10 @@ class TurnTaker:
         self._generation = 0
         self._speculative: int | None = None  # generation of the speculative STT in flight
         self._held = False
-        #: The current guess's verdicts: words finished, audio complete (None: not known).
+        #: The current guess's verdicts: words finished, the model's probability that the
+        #: turn is complete (None: not known).
         self._words_done: bool | None = None
-        self._audio_done: bool | None = None
+        self._complete: float | None = None
         #: The caller is ready to answer the guess (its reply is held): it may end early.
         self._ready = False
         self._silence_ms = 0
@@ -329,14 +335,15 @@ class TurnTaker:
 
     def _silence_needed(self) -> int:
         cfg = self.config
-        early = self._words_done and self._audio_done and self._ready
-        if cfg.early_silence_ms is not None and early:
-            return cfg.early_silence_ms
+        if cfg.early_silence_ms is not None and self._words_done and self._ready:
+            threshold = cfg.early_threshold or cfg.complete_threshold
+            if threshold is not None and (self._complete or 0.0) >= threshold:
+                return cfg.early_silence_ms
         return cfg.endpointing.silence_ms + (cfg.hold_ms if self._held else 0)
 
     def _forget_guess(self) -> None:
         self._held = False
-        self._words_done = self._audio_done = None
+        self._words_done = self._complete = None
         self._ready = False
 
     def _idle(self, start_ms: int, end_ms: int, bot_audible: bool) -> list[Action]:
@@ -451,8 +458,8 @@ class TurnTaker:
         threshold = self.config.complete_threshold
         if threshold is None or not self.is_speculating(generation):
             return
-        self._audio_done = probability >= threshold
-        if not self._audio_done:
+        self._complete = probability
+        if probability < threshold:
             self._hold()
 
     def on_ready(self, generation: int) -> None:
