@@ -50,10 +50,10 @@ def clip(speech: dict[str, Clip]) -> np.ndarray:
 
 async def test_semantic_vad_is_accepted_and_its_eagerness_sets_the_wait() -> None:
     session, recorder, _ = make()
-    for eagerness, silence_ms, early, early_threshold in (
-        ("low", 1440, None, 0.95),
-        ("medium", 800, 240, 0.95),
-        ("high", 480, 240, 0.5),
+    for eagerness, silence_ms, hold_ms, early, early_threshold in (
+        ("low", 1440, 540, None, 0.95),
+        ("medium", 800, 300, 240, 0.95),
+        ("high", 480, 180, 240, 0.5),
     ):
         detection = {"type": "semantic_vad", "eagerness": eagerness}
         await update(session, audio={"input": {"turn_detection": detection}})
@@ -61,6 +61,7 @@ async def test_semantic_vad_is_accepted_and_its_eagerness_sets_the_wait() -> Non
         assert echoed["turn_detection"]["eagerness"] == eagerness
         turns = session.config.turn_config(Settings(), notice_at_pause=True)
         assert turns is not None and turns.endpointing.silence_ms == silence_ms
+        assert turns.hold_ms == hold_ms
         assert turns.complete_threshold == 0.5, "semantic_vad asks the end-of-turn model"
         assert turns.early_silence_ms == early
         assert turns.early_threshold == early_threshold
@@ -68,6 +69,7 @@ async def test_semantic_vad_is_accepted_and_its_eagerness_sets_the_wait() -> Non
         off = session.config.turn_config(Settings(turn_model="off"), notice_at_pause=True)
         assert off is not None and off.complete_threshold is off.early_silence_ms is None
         assert off.endpointing.silence_ms == round(500 * EAGERNESS[eagerness])
+        assert off.hold_ms == round(600 * EAGERNESS[eagerness])
     assert not recorder.of("error")
 
 

@@ -115,6 +115,14 @@ class SpeechSettings(BaseModel):
         "model is not sure of (eagerness scales it: low x1.8, high x0.6). Without the model, "
         "semantic_vad scales vad_silence_ms instead.",
     )
+    vad_semantic_hold_ms: int = Field(
+        300,
+        ge=0,
+        le=3000,
+        description="semantic_vad with the end-of-turn model: extra silence, once per pause, "
+        "when the model hears the pause as unfinished or the words trail off (eagerness "
+        "scales it); 0 disables. Without the model, semantic_vad scales vad_hold_ms.",
+    )
     vad_early_silence_ms: int = Field(
         240,
         ge=0,

@@ -145,8 +145,8 @@ class SessionConfig:
             eagerness = vad.eagerness or "auto"
             if settings.turn_model != "off":
                 # The model answers at once the pauses it is sure of, so the others can
-                # wait longer for a user who only paused.
-                silence = settings.vad_semantic_silence_ms
+                # wait longer for a user who only paused (and a shorter hold on top).
+                silence, hold = settings.vad_semantic_silence_ms, settings.vad_semantic_hold_ms
                 complete = settings.turn_complete_threshold
                 early = settings.vad_early_silence_ms or None
                 # "high" ends early what the model calls likely finished, not only sure.
