@@ -34,7 +34,6 @@ import asyncio
 import json
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -411,18 +410,11 @@ async def judge_all(
 
 
 def close_models(*models: WhisperSTT | SmartTurn) -> None:
-    """Close the models and wait for their worker threads to end.
-
-    ``ModelWorker.close`` only asks its thread to stop; a Whisper thread still ending while
-    the interpreter shuts down aborts the process ("terminate called without an active
-    exception", exit 134).
-    """
+    """Close the models and wait for their worker threads to end (exit aborts otherwise)."""
     for model in models:
         model.close()
-    names = {f"model-{model.worker.name}" for model in models}
-    for thread in threading.enumerate():
-        if thread.name in names:
-            thread.join(timeout=10)
+    for model in models:
+        model.worker.join(timeout=10)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -58,8 +58,9 @@ async def main() -> None:
             f"{statistics.median(errors):.3f}, mean WER {statistics.mean(errors):.3f} "
             f"(n={len(values)})"
         )
-    windowed.close()
-    padded.close()
+    for stt in (windowed, padded):
+        stt.close()
+        stt.worker.join(timeout=10)  # a model thread alive at exit aborts the process
 
 
 if __name__ == "__main__":

@@ -107,3 +107,13 @@ async def test_close_drops_waiting_calls_and_refuses_new_ones() -> None:
     with pytest.raises(ModelBusyError, match="shut down"):
         await worker.run(lambda: "late")
     worker.close()  # twice is fine
+
+
+async def test_join_waits_for_the_running_call_after_close() -> None:
+    worker = ModelWorker("join")
+    holder, release = await occupied(worker)
+    worker.close()
+    assert not worker.join(timeout=0.05)  # the call still holds the thread
+    release.set()
+    assert worker.join(timeout=5)
+    assert await holder == "held"

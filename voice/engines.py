@@ -13,6 +13,7 @@ from typing import Any, TextIO, TypeVar
 
 from voice.config import Settings
 from voice.delivery import read_rules
+from voice.inference import ModelWorker
 from voice.llm import ChatLLM, ToolMode
 from voice.llm_pool import EmbeddedLlamaPool
 from voice.llm_server import EMBEDDED_MODEL_ALIAS, default_gguf_path
@@ -25,6 +26,8 @@ from voice.voices import VoiceLibrary
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: How long closing waits for a model call still running (a long transcription).
+_JOIN_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -49,10 +52,15 @@ class Engines:
         if self.llm_server is not None:
             await self.llm_server.stop()  # first: no restart once shutdown has begun
         await self.llm.aclose()
+        models: list[object] = [self.stt, *self.voices.engines, self.turn_model]
+        queues = [getattr(model, "worker", None) for model in models]
+        threads = [queue for queue in queues if isinstance(queue, ModelWorker)]
         self.stt.close()
         self.voices.close()
         if self.turn_model is not None:
             self.turn_model.close()
+        for worker in threads:  # a call running on one finishes first (exit aborts otherwise)
+            await asyncio.to_thread(worker.join, _JOIN_TIMEOUT_S)
         if isinstance(self.stt, RemoteSTT):
             await self.stt.aclose()
         if self.voices.remote is not None:

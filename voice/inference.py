@@ -172,3 +172,13 @@ class ModelWorker:
             self._jobs.put(_Job(_STOP, next(self._sequence), None, None))
         for future in dropped:  # outside the lock: cancelling runs _release
             future.cancel()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait (blocking) for the thread to end after :meth:`close`; whether it ended.
+
+        A model thread still running native code while the interpreter exits aborts the
+        process ("terminate called without an active exception"), so whoever closes a
+        worker at exit waits for it.
+        """
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
