@@ -155,6 +155,7 @@ class Floor:
         return self._preparing
 
     async def _prepare(self, build: BuildPlan) -> None:
+        started = self._clock.now()
         await self._prepared.discard()
         built = await build()
         if built is None:
@@ -163,7 +164,7 @@ class Floor:
         run = self._new_run(plan, held=True)
         run.start()
         self._prepared.hold(recipe, run)
-        log.debug("reply prepared")
+        log.debug("reply prepared (planned in %.3f s)", self._clock.now() - started)
 
     async def drop_prepared(self) -> None:
         """Drop the prepared reply (and one being prepared) unheard."""

@@ -184,6 +184,7 @@ class UserTurns:
         """
         self._cancel_jobs()
         audio = self._listener.turn_audio(end_ms)
+        log.debug("guess %d of %d ms of speech", generation, end_ms)
         job = self._start(generation, audio)
         job.add_done_callback(lambda done: self._guessed(generation, done))
         if self._turn_model is not None and self._listener.asks_turn_model:
@@ -268,6 +269,7 @@ class UserTurns:
         if job.cancelled() or job.exception() is not None:
             return
         text = job.result().text
+        log.debug("guess %d transcribed in %.3f s", generation, job.result().compute_s)
         if self._listener.guessed(generation, text):
             preparing = self._on_guess(generation, text)
             if preparing is None:
