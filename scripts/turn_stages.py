@@ -4,7 +4,8 @@ For every pause whose guess led to a prepared reply, from the debug lines the se
 writes (timestamps only, never words): the guess starts (``guess N of M ms of speech``),
 Whisper's transcript of it comes back, the LLM's stream opens (the HTTP response of the
 request that follows ``reply prepared``), and Piper is handed the first chunk. Prints the
-median, minimum and maximum of each stage; asserts nothing.
+median, minimum and maximum of each stage; asserts nothing. The lines carry no session,
+so the log must come from calls made one at a time (as ``voice bench`` does by default).
 
     .venv/bin/python scripts/turn_stages.py server.log
 """

@@ -54,12 +54,12 @@ class Engines:
         await self.llm.aclose()
         models: list[object] = [self.stt, *self.voices.engines, self.turn_model]
         queues = [getattr(model, "worker", None) for model in models]
-        threads = [queue for queue in queues if isinstance(queue, ModelWorker)]
+        workers = [queue for queue in queues if isinstance(queue, ModelWorker)]
         self.stt.close()
         self.voices.close()
         if self.turn_model is not None:
             self.turn_model.close()
-        for worker in threads:  # a call running on one finishes first (exit aborts otherwise)
+        for worker in workers:  # a call running on one finishes first (exit aborts otherwise)
             await asyncio.to_thread(worker.join, _JOIN_TIMEOUT_S)
         if isinstance(self.stt, RemoteSTT):
             await self.stt.aclose()
