@@ -263,6 +263,10 @@ class EmbeddedLlamaServer:
             # Its default ends a streaming reply with [DONE] as soon as another request
             # waits: with several calls, replies were cut mid-sentence. Requests queue.
             "--interrupt_requests", "false",
+            # Its default keeps every token's logits: a n_ctx x vocabulary array (400 MB
+            # for SmolLM2) that each prompt-cache hit scans, ~0.3 s before the first token.
+            # Nothing here asks for logprobs; the last token's logits are all sampling needs.
+            "--logits_all", "false",
         ]  # fmt: skip
         if self.cache_bytes > 0:
             command += ["--cache", "true", "--cache_type", "ram"]
