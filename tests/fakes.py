@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from voice.call_load import CallLoad
 from voice.delivery import Prosody
 from voice.inference import ModelWorker
 from voice.llm import StreamReport
@@ -177,6 +178,7 @@ class FakeEngines:
         self.tts = self.voices.tts
         self.stt = FakeSTT(heard)
         self.turn_model: FakeTurnModel | None = None
+        self.calls = CallLoad()
 
 
 class VirtualClock:

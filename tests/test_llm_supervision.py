@@ -41,7 +41,7 @@ def test_exits_are_described_in_words() -> None:
 
 
 def llama_children() -> list[int]:
-    """Live (not zombie) ``llama_cpp.server`` processes whose parent is this test process."""
+    """Live (not zombie) llama.cpp children (``voice.llm_child``) of this test process."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -52,7 +52,7 @@ def llama_children() -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"llama_cpp.server" in cmdline:
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"voice.llm_child" in cmdline:
             found.append(int(entry.name))
     return found
 

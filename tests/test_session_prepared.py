@@ -56,6 +56,9 @@ def make(
     engines = FakeEngines(llm)
     engines.turn_model = turn_model
     model = "smart-turn" if turn_model is not None else "off"  # as the server loads it
+    # Guesses at the usual 160 ms of silence, as with other calls live: at the lone call's
+    # 80 ms the clip's own short pauses would be guessed (and prepared for) too.
+    settings.setdefault("vad_speculative_alone_ms", 0)
     config = Settings(instructions="Be brief.", prepare_reply=prepare, turn_model=model, **settings)
     session = RealtimeSession(engines, config, recorder.send, clock=recorder.clock)
     return session, llm, recorder.clock

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from voice.endpointing import EndpointingConfig, SpeechStarted, SpeechStopped
@@ -25,9 +27,9 @@ W = 32  # ms per VAD window
 class Timeline:
     """Feeds windows to a TurnTaker and records (time, action) pairs."""
 
-    def __init__(self, **config: object) -> None:
+    def __init__(self, alone: Callable[[], bool] | None = None, **config: object) -> None:
         endpointing = EndpointingConfig(silence_ms=480, min_speech_ms=96)
-        self.turns = TurnTaker(TurnConfig(endpointing=endpointing, **config))  # type: ignore[arg-type]
+        self.turns = TurnTaker(TurnConfig(endpointing=endpointing, **config), alone)  # type: ignore[arg-type]
         self.now = 0
         self.log: list[tuple[int, object]] = []
 
@@ -74,6 +76,34 @@ def test_speculation_is_dropped_when_the_user_goes_on() -> None:
     assert isinstance(commit, CommitTurn)
     assert commit.generation == speculations[1].generation
     assert commit.end_ms == 640 + 256 + 640
+
+
+def test_a_lone_call_speculates_sooner_and_a_shared_one_at_the_usual_silence() -> None:
+    alone = [True]
+    line = Timeline(lambda: alone[0], speculative_after_ms=160, speculative_alone_ms=96)
+    line.feed(0.9, 640)
+    line.feed(0.0, 800)  # alone: the guess starts 96 ms into the silence
+    alone[0] = False  # a second call joined
+    line.feed(0.9, 640)
+    line.feed(0.0, 800)
+    starts = [t for t, a in line.log if isinstance(a, StartSpeculative)]
+    commits = [t for t, a in line.log if isinstance(a, CommitTurn)]
+    assert [commit - start for start, commit in zip(starts, commits, strict=True)] == [384, 320]
+
+
+def test_no_alone_setting_or_no_speculation_means_no_early_guess() -> None:
+    same = Timeline(lambda: True, speculative_after_ms=160)
+    off = Timeline(lambda: True, speculative_after_ms=None, speculative_alone_ms=96)
+    for line in (same, off):
+        line.feed(0.9, 640)
+        line.feed(0.0, 800)
+    assert line_gap(same) == 320
+    assert not any(isinstance(a, StartSpeculative) for a in off.actions())
+
+
+def line_gap(line: Timeline) -> int:
+    """Commit time minus the guess's start."""
+    return line.first(CommitTurn)[0] - line.first(StartSpeculative)[0]
 
 
 def test_speculation_can_be_disabled() -> None:

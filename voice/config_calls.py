@@ -39,6 +39,12 @@ class CallSettings(BaseModel):
         description="Threads of each embedded llama.cpp process while it writes a reply. More "
         "than one spin-wait for each other when the cores are busy with other calls' speech.",
     )
+    llm_threads_alone: int = Field(
+        2,
+        ge=0,
+        description="Threads of each embedded llama.cpp process while it writes a reply and "
+        "only one call is live: a lone call has the cores to itself (0: llm_threads).",
+    )
     llm_batch_threads: int = Field(
         2, ge=1, description="Threads of each embedded llama.cpp process reading a prompt."
     )

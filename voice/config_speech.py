@@ -61,6 +61,13 @@ class SpeechSettings(BaseModel):
         description="Silence after which the speech so far is transcribed speculatively, so "
         "the transcript is ready when the turn ends; 0 disables.",
     )
+    vad_speculative_alone_ms: int = Field(
+        80,
+        ge=0,
+        description="vad_speculative_after_ms while a call is the only one on the server: "
+        "its guesses (and prepared replies) start sooner, on cores no other call needs; "
+        "0: the same as vad_speculative_after_ms.",
+    )
     vad_hold_ms: int = Field(
         600,
         ge=0,

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar
 
+from voice.call_load import CallLoad
 from voice.config import Settings
 from voice.delivery import read_rules
 from voice.inference import ModelWorker
@@ -41,6 +42,8 @@ class Engines:
     #: The end-of-turn model; None: turned off (``turn_model = "off"``).
     turn_model: SmartTurn | None = None
     load_seconds: dict[str, float] = field(default_factory=dict)
+    #: The calls borrowing these models now.
+    calls: CallLoad = field(default_factory=CallLoad)
 
     @property
     def tts_pending(self) -> int:
@@ -174,6 +177,7 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
                 context=settings.llm_context,
                 cache_bytes=settings.llm_prompt_cache_mb << 20,
                 log_dir=settings.data_dir,
+                threads_alone=settings.llm_threads_alone or None,
             )
             loaded.push_async_callback(server.stop)
             copies = f"{settings.llm_processes} embedded llama.cpp servers"
@@ -214,6 +218,8 @@ async def load_engines(settings: Settings, out: TextIO = sys.stderr) -> Engines:
             server.supervise(warm)
         engines = Engines(stt=stt, voices=voices, llm=llm, llm_server=server, turn_model=turn_model)
         engines.load_seconds = progress.seconds
+        if server is not None:
+            engines.calls.on_change = server.set_alone
         loaded.pop_all()  # the engines own them now
     return engines
 

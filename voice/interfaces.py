@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
 from voice.audio import Float32Array
+from voice.call_load import CallLoad
 from voice.llm import StreamReport
 from voice.stt import SttOptions, Transcript
 from voice.tools import Message, ToolCallDelta, ToolSpec
@@ -90,4 +91,9 @@ class SessionEngines(Protocol):
     @property
     def turn_model(self) -> EndOfTurnModel | None:
         """The end-of-turn model; None: the words alone end turns early or hold them."""
+        ...
+
+    @property
+    def calls(self) -> CallLoad:
+        """The live calls borrowing these models; a session counts itself in."""
         ...

@@ -10,6 +10,8 @@ a turn or of a stretch of it, and the turn-taker's answers to transcripts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from voice.audio import Float32Array, StreamResampler
 from voice.echo import EchoGuard, EchoReference
 from voice.input_buffer import ArrivalLog, InputBuffer, ms_to_samples, samples_to_ms
@@ -33,7 +35,11 @@ class Listener:
         prefix_padding_ms: int,
         max_buffer_ms: float,
         echo_guard: bool,
+        alone: Callable[[], bool] | None = None,
     ) -> None:
+        """``alone``: whether the call has the machine to itself right now (the
+        turn-taker's, :class:`~voice.turns.TurnTaker`)."""
+        self._alone = alone
         self.buffer = InputBuffer()
         self.arrivals = ArrivalLog()
         self._max_samples = ms_to_samples(max_buffer_ms)
@@ -42,14 +48,14 @@ class Listener:
         self._echo = EchoGuard() if echo_guard else None
         self._reference: EchoReference | None = None
         self._vad = SileroVadStream()
-        self._turns = TurnTaker(turns) if turns is not None else None
+        self._turns = TurnTaker(turns, alone) if turns is not None else None
 
     # --- configuration ------------------------------------------------------------------
 
     def detect_turns(self, turns: TurnConfig | None, prefix_padding_ms: int) -> list[Action]:
         """Take turns with ``turns`` from now on (None: the client commits by hand)."""
         actions = self.reset()
-        self._turns = TurnTaker(turns) if turns is not None else None
+        self._turns = TurnTaker(turns, self._alone) if turns is not None else None
         self._prefix_ms = prefix_padding_ms
         self._vad.reset()
         return actions

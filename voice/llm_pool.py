@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from voice.llm_server import EmbeddedLlamaServer, ServerState
+from voice.llm_threads import write_threads
 
 
 class EmbeddedLlamaPool:
@@ -33,9 +34,19 @@ class EmbeddedLlamaPool:
         context: int = 2048,
         log_dir: Path | None = None,
         cache_bytes: int = 0,
+        threads_alone: int | None = None,
     ) -> None:
+        """``threads_alone``: the children write with that many threads while at most one
+        call is live (:meth:`set_alone`; it needs a ``log_dir`` for the threads file)."""
         if processes < 1:
             raise ValueError("the embedded LLM needs at least one process")
+        self.threads = threads
+        self.threads_alone = threads_alone if log_dir is not None else None
+        #: The file the children read their writing threads from (:mod:`voice.llm_threads`).
+        self.threads_file: Path | None = None
+        if self.threads_alone is not None and self.threads_alone != threads:
+            assert log_dir is not None
+            self.threads_file = log_dir / "llm-threads"
         self.children = [
             EmbeddedLlamaServer(
                 gguf_path,
@@ -44,6 +55,7 @@ class EmbeddedLlamaPool:
                 context=context,
                 cache_bytes=cache_bytes,
                 log_path=None if log_dir is None else log_dir / _log_name(i, processes),
+                threads_file=self.threads_file,
             )
             for i in range(processes)
         ]
@@ -90,8 +102,17 @@ class EmbeddedLlamaPool:
             "processes": [child.status() for child in self.children],
         }
 
+    def set_alone(self, alone: bool) -> None:
+        """Write with ``threads_alone`` threads from the next completion on while one call
+        is live (``alone``), else with ``threads``."""
+        if self.threads_file is not None and self.threads_alone is not None:
+            write_threads(self.threads_file, self.threads_alone if alone else self.threads)
+
     async def start(self, timeout_s: float = 120.0) -> None:
         """Start every child; return once all serve. One that fails stops them all."""
+        if self.threads_file is not None:
+            self.threads_file.parent.mkdir(parents=True, exist_ok=True)
+            self.set_alone(True)  # no call yet
         try:
             async with asyncio.TaskGroup() as group:
                 for child in self.children:

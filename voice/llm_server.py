@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import openai
 
+from voice.llm_threads import THREADS_FILE_ENV
 from voice.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def describe_exit(returncode: int) -> str:
 
 
 class EmbeddedLlamaServer:
-    """Runs ``python -m llama_cpp.server`` on a loopback port."""
+    """Runs ``python -m llama_cpp.server`` (through :mod:`voice.llm_child`) on a loopback port."""
 
     def __init__(
         self,
@@ -116,10 +117,13 @@ class EmbeddedLlamaServer:
         log_path: Path | None = None,
         cache_bytes: int = 0,
         backoff: RestartBackoff | None = None,
+        threads_file: Path | None = None,
     ) -> None:
         """``cache_bytes`` > 0 keeps model states of recent prompts in that much RAM, so a
         prompt sharing a prefix with any of them (not only the last one) skips its
-        evaluation: calls taking turns with different characters do not evict each other."""
+        evaluation: calls taking turns with different characters do not evict each other.
+        With a ``threads_file`` the child writes with the count that file holds when each
+        completion starts (:mod:`voice.llm_threads`), else always with ``threads``."""
         if not gguf_path.is_file():
             raise FileNotFoundError(f"GGUF model not found: {gguf_path}")
         self.gguf_path = gguf_path
@@ -129,6 +133,7 @@ class EmbeddedLlamaServer:
         self.context = context
         self.log_path = log_path
         self.cache_bytes = cache_bytes
+        self.threads_file = threads_file
         self.backoff = backoff or RestartBackoff()
         self.port = 0
         self.state: ServerState = "stopped"
@@ -252,7 +257,8 @@ class EmbeddedLlamaServer:
     async def _launch(self, *, truncate_log: bool) -> None:
         """Start a child process on ``self.port`` (not waiting for it to be ready)."""
         command = [
-            sys.executable, "-m", "llama_cpp.server",
+            # llama_cpp.server with the same arguments, its threads following the file.
+            sys.executable, "-m", "voice.llm_child",
             "--model", str(self.gguf_path),
             "--model_alias", EMBEDDED_MODEL_ALIAS,
             "--host", "127.0.0.1",
@@ -280,6 +286,7 @@ class EmbeddedLlamaServer:
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *command,
+                env=self._child_environment(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,
@@ -288,6 +295,13 @@ class EmbeddedLlamaServer:
         finally:
             if output != asyncio.subprocess.DEVNULL:
                 os.close(output)
+
+    def _child_environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop(THREADS_FILE_ENV, None)
+        if self.threads_file is not None:
+            env[THREADS_FILE_ENV] = str(self.threads_file)
+        return env
 
     async def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

@@ -85,6 +85,7 @@ class RealtimeSession:
             self.config.turn_config(settings, notice_at_pause=output is None),
             prefix_padding_ms=self.config.prefix_padding_ms,
             max_buffer_ms=settings.max_buffer_s * 1000, echo_guard=settings.echo_guard,
+            alone=lambda: engines.calls.alone,
         )  # fmt: skip
         #: A transport with its own audio path (WebRTC) passes its sink; else audio deltas.
         self._fixed_output = output is not None
@@ -108,6 +109,8 @@ class RealtimeSession:
             engines.voices, self.conversation, settings,
             config=lambda: self.config, companion=lambda: self._persona.companion,
         )  # fmt: skip
+        #: This call's place among the calls sharing the models, until it is closed.
+        self._load = engines.calls.join()
         self._closed = False
 
     def _output(self, given: AudioOutput | None = None) -> AudioOutput:
@@ -144,6 +147,7 @@ class RealtimeSession:
     async def aclose(self) -> None:
         """Stop every turn and reply in flight, then record what was said. Safe twice."""
         self._closed = True
+        self._load.leave()
         await self._turns.aclose()
         await self._floor.aclose()
         await self.allowance.aclose()

@@ -164,6 +164,7 @@ class SessionConfig:
                 threshold=threshold, silence_ms=silence, min_speech_ms=settings.vad_min_speech_ms
             ),
             speculative_after_ms=settings.vad_speculative_after_ms or None,
+            speculative_alone_ms=settings.vad_speculative_alone_ms or None,
             hold_ms=hold,
             hold_unpunctuated=settings.vad_hold_unpunctuated,
             early_silence_ms=early,

@@ -12,7 +12,8 @@ Policies, each configurable in :class:`TurnConfig`:
   far (:class:`StartSpeculative`); if the user goes on, that transcript is dropped
   (:class:`DropSpeculative`), if the silence is confirmed the turn is committed with it,
   so the transcript is (nearly) ready at commit time. A guess that sounds finished lets
-  the session prepare the reply during the rest of the silence.
+  the session prepare the reply during the rest of the silence. While the call is alone
+  on the machine, ``speculative_alone_ms`` (if set) replaces ``speculative_after_ms``.
 * **Semantic hold.** If the speculative transcript trails off ("and then I…", "so um";
   with ``hold_unpunctuated``, also when it ends no sentence),
   or the end-of-turn model (:meth:`TurnTaker.on_turn_model`, on the audio of the same
@@ -53,6 +54,7 @@ Policies, each configurable in :class:`TurnConfig`:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -153,6 +155,9 @@ class TurnConfig:
 
     endpointing: EndpointingConfig = field(default_factory=EndpointingConfig)
     speculative_after_ms: int | None = 160
+    #: ``speculative_after_ms`` while the call is alone on the machine (the turn-taker's
+    #: ``alone``): earlier guesses, more of them thrown away; None: the same.
+    speculative_alone_ms: int | None = None
     hold_ms: int = 0
     #: Hold a pause whose guess ends no sentence (no full stop, question or exclamation
     #: mark) as one that trails off.
@@ -215,8 +220,11 @@ def trails_off(text: str, *, unpunctuated: bool = False) -> bool:
 class TurnTaker:
     """The turn-taking state machine of one session."""
 
-    def __init__(self, config: TurnConfig) -> None:
+    def __init__(self, config: TurnConfig, alone: Callable[[], bool] | None = None) -> None:
+        """``alone`` says whether this call has the machine to itself right now
+        (:attr:`voice.call_load.CallLoad.alone`); None: never."""
         self.config = config
+        self._alone = alone
         self._endpointer = Endpointer(config.endpointing)
         self._state: Literal["idle", "speech", "overlap", "checking"] = "idle"
         self._overlap_start_ms = 0
@@ -401,12 +409,20 @@ class TurnTaker:
                 self._generation += 1
                 return [DropSpeculative(dropped)]
             return []
-        after = self.config.speculative_after_ms
+        after = self._speculate_after()
         if after is not None and self._speculative is None and silence >= after:
             self._generation += 1
             self._speculative = self._generation
             return [StartSpeculative(self._endpointer.last_speech_end_ms, self._generation)]
         return []
+
+    def _speculate_after(self) -> int | None:
+        cfg = self.config
+        if cfg.speculative_after_ms is None:
+            return None
+        if cfg.speculative_alone_ms is not None and self._alone is not None and self._alone():
+            return cfg.speculative_alone_ms
+        return cfg.speculative_after_ms
 
     def _speech_stopped(self, event: SpeechStopped) -> list[Action]:
         if self._state in ("overlap", "checking"):
