@@ -55,3 +55,13 @@ async def test_a_real_child_follows_the_count_from_its_next_completion(tmp_path:
     finally:
         await llm.aclose()
         await pool.stop()
+
+
+def test_a_threads_file_that_cannot_be_written_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = EmbeddedLlamaPool(default_gguf_path(), threads=1, threads_alone=2, log_dir=tmp_path)
+    assert pool.threads_file is not None
+    pool.threads_file.mkdir()  # a folder where the file should be: os.replace fails
+    pool.set_alone(False)  # a call joining must not fail for it
+    assert "cannot set 1 writing threads" in caplog.text

@@ -13,12 +13,15 @@ examined further: the copies share the cores, and each has its own prompt cache)
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from voice.llm_server import EmbeddedLlamaServer, ServerState
 from voice.llm_threads import write_threads
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddedLlamaPool:
@@ -105,8 +108,13 @@ class EmbeddedLlamaPool:
     def set_alone(self, alone: bool) -> None:
         """Write with ``threads_alone`` threads from the next completion on while one call
         is live (``alone``), else with ``threads``."""
-        if self.threads_file is not None and self.threads_alone is not None:
-            write_threads(self.threads_file, self.threads_alone if alone else self.threads)
+        if self.threads_file is None or self.threads_alone is None:
+            return
+        threads = self.threads_alone if alone else self.threads
+        try:
+            write_threads(self.threads_file, threads)
+        except OSError as exc:  # the children keep the threads they have; the call goes on
+            log.warning("embedded LLM: cannot set %d writing threads: %s", threads, exc)
 
     async def start(self, timeout_s: float = 120.0) -> None:
         """Start every child; return once all serve. One that fails stops them all."""
