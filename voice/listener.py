@@ -48,7 +48,7 @@ class Listener:
         self._echo = EchoGuard() if echo_guard else None
         self._reference: EchoReference | None = None
         self._vad = SileroVadStream()
-        self._turns = TurnTaker(turns, alone) if turns is not None else None
+        self._turns = TurnTaker(turns, self._alone) if turns is not None else None
 
     # --- configuration ------------------------------------------------------------------
 

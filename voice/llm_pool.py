@@ -44,11 +44,11 @@ class EmbeddedLlamaPool:
         if processes < 1:
             raise ValueError("the embedded LLM needs at least one process")
         self.threads = threads
-        self.threads_alone = threads_alone if log_dir is not None else None
-        #: The file the children read their writing threads from (:mod:`voice.llm_threads`).
+        self.threads_alone = threads_alone or threads
+        #: The file the children read their writing threads from (:mod:`voice.llm_threads`);
+        #: None: they always write with ``threads``.
         self.threads_file: Path | None = None
-        if self.threads_alone is not None and self.threads_alone != threads:
-            assert log_dir is not None
+        if log_dir is not None and self.threads_alone != threads:
             self.threads_file = log_dir / "llm-threads"
         self.children = [
             EmbeddedLlamaServer(
@@ -108,7 +108,7 @@ class EmbeddedLlamaPool:
     def set_alone(self, alone: bool) -> None:
         """Write with ``threads_alone`` threads from the next completion on while one call
         is live (``alone``), else with ``threads``."""
-        if self.threads_file is None or self.threads_alone is None:
+        if self.threads_file is None:
             return
         threads = self.threads_alone if alone else self.threads
         try:

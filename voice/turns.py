@@ -409,8 +409,10 @@ class TurnTaker:
                 self._generation += 1
                 return [DropSpeculative(dropped)]
             return []
+        if self._speculative is not None:
+            return []
         after = self._speculate_after()
-        if after is not None and self._speculative is None and silence >= after:
+        if after is not None and silence >= after:
             self._generation += 1
             self._speculative = self._generation
             return [StartSpeculative(self._endpointer.last_speech_end_ms, self._generation)]
